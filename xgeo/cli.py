@@ -1,0 +1,181 @@
+"""Command line: ``xgeo register | demo | synth | align-vectors``.
+
+Evaluation (``python -m training.eval``) and the nightly service (``python -m flows.serve``)
+live outside the package on purpose: xgeo never imports training/ or flows/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xgeo.errors import XgeoError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="xgeo: cross-sensor co-registration of earth-observation imagery.")
+console = Console(stderr=True)
+
+
+def _fail(exc: BaseException) -> None:
+    code = getattr(exc, "exit_code", 1)
+    console.print(f"[bold red]error[/]: {exc}")
+    raise typer.Exit(code)
+
+
+def _config(**kw: Any) -> Any:
+    from xgeo.pipeline import RegisterConfig
+
+    return RegisterConfig(**{k: v for k, v in kw.items() if v is not None})
+
+
+@app.command()
+def register(
+    ref: Path = typer.Argument(..., help="reference raster (its grid is the output grid)"),
+    mov: Path = typer.Argument(..., help="moving raster to co-register"),
+    out: Path = typer.Option(..., "-o", "--out", help="output COG"),
+    report: Path | None = typer.Option(None, "--report", help="JSON report (+ .gpkg, .png beside)"),
+    model: str = typer.Option("auto", "--model", help="auto|shift|affine|poly2|poly3|tps"),
+    matcher: str = typer.Option("auto", "--matcher", help="auto|universal|classical|WEIGHTS.safetensors"),
+    tile_size: int = typer.Option(1024, "--tile-size"),
+    halo: int = typer.Option(64, "--halo"),
+    no_resample: bool = typer.Option(False, "--no-resample",
+                                     help="shift/affine: only rewrite the geotransform"),
+    ref_modality: str | None = typer.Option(None, "--ref-modality"),
+    mov_modality: str | None = typer.Option(None, "--mov-modality"),
+    workdir: Path | None = typer.Option(None, "--workdir", help="keep the Zarr tile store here"),
+) -> None:
+    """Co-register MOV onto REF and write a validated COG plus a QA report."""
+    from xgeo.pipeline import register as run
+
+    try:
+        cfg = _config(model=model, matcher=matcher, tile_size=tile_size, halo=halo,
+                      resample=not no_resample, ref_modality=ref_modality,
+                      mov_modality=mov_modality)
+        report = report or out.with_suffix(".json")
+        res = run(ref, mov, out, cfg, report=report, workdir=workdir, progress=True)
+    except XgeoError as exc:
+        _fail(exc)
+        return
+    _print_qa(res)
+    typer.echo(json.dumps({"output": str(res.output), "report": str(report),
+                           "status": res.report.get("status")}))
+
+
+def _print_qa(res: Any) -> None:
+    qa = res.fit.qa
+    t = Table(title="registration QA", show_header=False)
+    for k in ("model", "n_tiepoints", "n_inliers", "rmse_px", "ce90_px", "rmse_m", "ce90_m",
+              "heldout_rmse_px"):
+        if k in qa:
+            v = qa[k]
+            t.add_row(k, f"{v:.3f}" if isinstance(v, float) else str(v))
+    n_tiles = len(res.tiles)
+    n_ok = sum(r.status == "ok" for r in res.tiles)
+    t.add_row("tiles matched", f"{n_ok}/{n_tiles} (+{len(res.plan.skipped)} skipped)")
+    t.add_row("seconds", f"{res.seconds:.1f}")
+    console.print(t)
+
+
+@app.command()
+def demo(
+    size: int = typer.Option(4096, "--size", help="scene side in pixels (>= 4096 by default)"),
+    ref_modality: str = typer.Option("optical", "--ref-modality"),
+    mov_modality: str = typer.Option("sar", "--mov-modality"),
+    seed: int = typer.Option(7, "--seed"),
+    out_dir: Path = typer.Option(Path("xgeo-demo"), "--out-dir"),
+    matcher: str = typer.Option("auto", "--matcher"),
+    model: str = typer.Option("auto", "--model"),
+    max_error: float = typer.Option(1.5, "--max-error",
+                                    help="exit 1 when the check-point RMSE exceeds this (px)"),
+) -> None:
+    """Generate a scene pair with a known misregistration, register it, print true vs recovered."""
+    from xgeo.geometry import describe_linear
+    from xgeo.pipeline import register as run
+    from xgeo.synth import write_scene_pair
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with console.status(f"generating a {size}x{size} {ref_modality}/{mov_modality} world"):
+            truth = write_scene_pair(out_dir, seed, shape=(size, size), ref_modality=ref_modality,
+                                     mov_modality=mov_modality)
+        console.print(f"scenes written in {time.perf_counter() - t0:.1f} s: "
+                      f"{truth.ref_path}, {truth.mov_path}")
+        cfg = _config(matcher=matcher, model=model)
+        res = run(truth.ref_path, truth.mov_path, out_dir / "registered.tif", cfg,
+                  report=out_dir / "report.json", workdir=out_dir / "work", progress=True)
+    except XgeoError as exc:
+        _fail(exc)
+        return
+    _print_qa(res)
+    err = demo_errors(truth, res, (size, size))
+    t = Table(title="true vs recovered misregistration (moving file -> reference pixels)")
+    t.add_column("quantity")
+    t.add_column("true", justify="right")
+    t.add_column("recovered", justify="right")
+    true_lin = describe_linear(truth.linear_matrix())
+    m = res.report.get("mov_to_ref_pixel")
+    rec_lin = describe_linear(np.asarray(m)) if m is not None else {}
+    for k in ("shift_x", "shift_y", "rotation_deg", "scale_x", "scale_y"):
+        rv = rec_lin.get(k)
+        t.add_row(k, f"{true_lin[k]:.4f}", "-" if rv is None else f"{rv:.4f}")
+    t.add_row("local distortion (max px)", f"{truth.local_px:.2f}", res.fit.model.kind)
+    console.print(t)
+    console.print(f"check-point error over a 32x32 grid: RMSE [bold]{err['rmse_px']:.3f} px[/], "
+                  f"max {err['max_px']:.3f} px, identity would be {err['rmse_identity_px']:.2f} px")
+    console.print(f"outputs in {out_dir}/ (registered.tif, report.json/.gpkg/.png)")
+    if err["rmse_px"] > max_error:
+        console.print(f"[red]check-point RMSE above --max-error {max_error}[/]")
+        raise typer.Exit(1)
+
+
+def demo_errors(truth: Any, res: Any, shape: tuple[int, int], n: int = 32) -> dict[str, float]:
+    """RMSE of the recovered vs true mapping on an ``n x n`` grid inside the moving scene."""
+    h, w = shape
+    ys, xs = np.meshgrid(np.linspace(0.1 * h, 0.9 * h, n), np.linspace(0.1 * w, 0.9 * w, n),
+                         indexing="ij")
+    xy = np.stack([xs.ravel(), ys.ravel()], 1)
+    true = truth.mov_to_ref(xy)
+    rec = res.mov_file_to_ref(xy)
+    d = np.linalg.norm(rec - true, axis=1)
+    d0 = np.linalg.norm(xy - true, axis=1)
+    return {"rmse_px": float(np.sqrt(np.mean(d**2))), "max_px": float(d.max()),
+            "rmse_identity_px": float(np.sqrt(np.mean(d0**2)))}
+
+
+def _mount_optional() -> None:
+    try:
+        from xgeo.synth.cli import app as synth_app
+
+        app.add_typer(synth_app, name="synth", help="render synthetic worlds and pairs")
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from xgeo.vectors.cli import align_vectors_cmd
+
+        app.command("align-vectors")(align_vectors_cmd)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_mount_optional()
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except XgeoError as exc:
+        console.print(f"[bold red]error[/]: {exc}")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
