@@ -28,13 +28,3 @@ def real_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _torch_threads() -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    except ImportError:
-        pass

@@ -380,6 +380,21 @@ def mov_to_ref_pixel(plan: Any, fit: Any) -> np.ndarray | None:
     return np.asarray(m, np.float64) @ np.asarray(plan.mov_file_to_grid_matrix(), np.float64)
 
 
+def mov_to_ref_pixel_approx(plan: Any, fit: Any, n: int = 32) -> np.ndarray:
+    """Least-squares affine (3x3) of the fitted mapping, moving file pixel -> ref pixel.
+
+    For non-linear models this is the best linear summary over the scene (the full model is in
+    ``model_params``); for linear models it equals :func:`mov_to_ref_pixel`.
+    """
+    h, w = plan.mov.height, plan.mov.width
+    gx, gy = np.meshgrid(np.linspace(0, w - 1, n), np.linspace(0, h - 1, n))
+    uv = np.stack([gx.ravel(), gy.ravel()], 1)
+    ref = np.asarray(fit.model(plan.mov_file_to_grid(uv)), np.float64)
+    a = np.column_stack([uv, np.ones(len(uv))])
+    sol, *_ = np.linalg.lstsq(a, ref, rcond=None)
+    return np.vstack([sol.T, [0.0, 0.0, 1.0]])
+
+
 def _store_preview(store: str | Path, name: str, step: int) -> np.ndarray:
     import zarr
 
@@ -430,6 +445,7 @@ def finish_report(
         outputs=outputs,
         matcher=matcher.describe(),
         extra={"config": cfg.to_dict(), "config_sha256": cfg.sha256, "tiles": tiles_info,
+               "mov_to_ref_pixel_approx": mov_to_ref_pixel_approx(plan, fit).tolist(),
                "weights_version": weights_version(cfg.matcher)},
     )
     if len(src):

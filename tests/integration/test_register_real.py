@@ -21,6 +21,10 @@ from xgeo.testing import check_grid, inject_geotransform_shift, inject_resampled
 from xgeo.warp import validate_cog
 
 S2 = "bigearthnet_s1_s2/S2A_MSIL2A_20170613T101031_87_48"
+# The Landsat-8 subset is mostly cloud, and clouds show OLI/TIRS parallax of about 10-15 px (data
+# README: "use ground areas for accuracy tests"): those pairs are cut to the cloud-free ground
+# strip (rows 440 to the bottom), where the truth is the identity within 0.5 px.
+GROUND_ROWS = {"oli_b4-oli_b3": 440, "oli_b4-tirs_b10": 440}
 PAIRS = {
     # name: (ref, mov, bar_px, native offset -> measure relative to the untouched pair)
     "oli_b4-oli_b3": ("landsat8_oli_tirs/l8_B4.tif", "landsat8_oli_tirs/l8_B3.tif", 0.5, False),
@@ -38,16 +42,40 @@ FIGURES: dict[str, float] = {}
 
 
 def _cfg() -> RegisterConfig:
-    return RegisterConfig(model="affine", tile_size=512, halo=64)
+    return RegisterConfig(model="auto", tile_size=512, halo=64)
+
+
+def _inputs(real_data: Path, name: str, folder: Path) -> tuple[Path, Path]:
+    """Reference and moving files of a pair, cut to the ground strip where that applies."""
+    ref, mov = real_data / PAIRS[name][0], real_data / PAIRS[name][1]
+    if name not in GROUND_ROWS:
+        return ref, mov
+    from rasterio.windows import Window
+
+    out = []
+    for src in (ref, mov):
+        dst = folder / f"ground_{src.name}"
+        with rasterio.open(src) as ds:
+            win = Window(0, GROUND_ROWS[name], ds.width, ds.height - GROUND_ROWS[name])
+            profile = ds.profile | {"height": int(win.height), "width": int(win.width),
+                                    "transform": ds.window_transform(win)}
+            profile.pop("blockysize", None)
+            profile.pop("tiled", None)
+            with rasterio.open(dst, "w", **profile) as o:
+                o.write(ds.read(window=win))
+        out.append(dst)
+    return out[0], out[1]
 
 
 @pytest.fixture(scope="module")
 def untouched(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Recovered mapping of each untouched pair with a native offset (cached per module)."""
     out = {}
-    for name, (ref, mov, _, native) in PAIRS.items():
+    folder = tmp_path_factory.mktemp("untouched")
+    for name, (_, _, _, native) in PAIRS.items():
         if native:
-            res = register(real_data / ref, real_data / mov, None, _cfg())
+            ref, mov = _inputs(real_data, name, folder)
+            res = register(ref, mov, None, _cfg())
             out[name] = res.mov_file_to_ref
     return out
 
@@ -57,8 +85,8 @@ def untouched(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 @pytest.mark.parametrize("name", list(PAIRS))
 def test_register_recovers_injected(real_data: Path, tmp_path: Path, untouched: dict,
                                     name: str, kind: str) -> None:
-    ref, mov, bar, native = PAIRS[name]
-    src = real_data / mov
+    _, _, bar, native = PAIRS[name]
+    ref, src = _inputs(real_data, name, tmp_path)
     moved = tmp_path / f"mov_{kind}.tif"
     if kind == "geotransform":
         g = inject_geotransform_shift(src, moved, (3.4, -2.7))
@@ -66,7 +94,7 @@ def test_register_recovers_injected(real_data: Path, tmp_path: Path, untouched: 
         g = inject_resampled(src, moved, rotation_deg=0.5, scale=1.003, shift_px=(3.4, -2.7))
     out = tmp_path / "out.tif"
     report = tmp_path / "out.json"
-    res = register(real_data / ref, moved, out, _cfg(), report=report)
+    res = register(ref, moved, out, _cfg(), report=report)
 
     with rasterio.open(moved) as ds:
         uv = check_grid(ds.width, ds.height)
@@ -82,7 +110,10 @@ def test_register_recovers_injected(real_data: Path, tmp_path: Path, untouched: 
     assert ok, errors
     rep = json.loads(report.read_text())
     assert all(k in rep for k in CONTRACT), set(CONTRACT) - set(rep)
-    assert np.asarray(rep["mov_to_ref_pixel"]).shape == (3, 3)
+    if res.fit.model.to_matrix() is not None:  # contract: present whenever the model is linear
+        assert np.asarray(rep["mov_to_ref_pixel"]).shape == (3, 3)
+    else:
+        assert np.asarray(rep["mov_to_ref_pixel_approx"]).shape == (3, 3)
 
 
 @pytest.mark.integration
@@ -90,13 +121,13 @@ def test_outputs_open_in_rioxarray_and_geopandas(real_data: Path, tmp_path: Path
     import geopandas as gpd
     import rioxarray
 
-    ref, mov, _, _ = PAIRS["oli_b4-tirs_b10"]
+    ref, mov = _inputs(real_data, "oli_b4-tirs_b10", tmp_path)
     moved = tmp_path / "mov.tif"
-    inject_geotransform_shift(real_data / mov, moved, (3.4, -2.7))
+    inject_geotransform_shift(mov, moved, (3.4, -2.7))
     out, report = tmp_path / "out.tif", tmp_path / "out.json"
-    register(real_data / ref, moved, out, _cfg(), report=report)
+    register(ref, moved, out, _cfg(), report=report)
     da = rioxarray.open_rasterio(out)
-    with rasterio.open(real_data / ref) as ds:
+    with rasterio.open(ref) as ds:
         assert da.rio.crs == ds.crs
         assert da.rio.transform().almost_equals(ds.transform)
         assert da.shape[-2:] == (ds.height, ds.width)

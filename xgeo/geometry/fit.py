@@ -23,8 +23,8 @@ from xgeo.geometry.transforms import (
     as_points,
     poly_design,
     poly_exponents,
+    sqdist,
     tps_kernel,
-    _sqdist,
 )
 
 __all__ = ["fit_model", "n_params_for", "FIT_KINDS", "thin_to_grid"]
@@ -32,9 +32,10 @@ __all__ = ["fit_model", "n_params_for", "FIT_KINDS", "thin_to_grid"]
 FIT_KINDS: tuple[str, ...] = ("shift", "affine", "poly2", "poly3", "tps")
 
 TPS_DEFAULTS: dict[str, Any] = {
-    "smoothing": 1e-3,  # regulariser on normalised coordinates (scale = half the extent)
-    "max_nodes": 900,  # target number of grid cells (nodes) after thinning
+    "smoothing": 1e-2,  # regulariser on normalised coordinates (scale = half the extent)
+    "max_nodes": 625,  # target number of grid cells (nodes) after thinning
     "cell_size": None,  # cell size in pixels; overrides max_nodes when given
+    "min_points_per_node": 4,  # fewer points: fewer, larger cells (max_nodes <= N / this)
 }
 
 
@@ -49,9 +50,14 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def _prep(
+def prepare_points(
     src: Any, dst: Any, weights: Any | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate tie points; return float64 ``src (N, 2)``, ``dst (N, 2)``, weights ``(N,)``.
+
+    Raises:
+        ShapeError: shapes disagree.
+    """
     s, d = as_points(src, "src"), as_points(dst, "dst")
     if len(s) != len(d):
         raise ShapeError("dst", f"({len(s)}, 2) like src", d.shape)
@@ -106,13 +112,14 @@ def thin_to_grid(
 
 def _fit_tps(
     src: np.ndarray, dst: np.ndarray, w: np.ndarray, smoothing: float, max_nodes: int,
-    cell_size: float | None,
+    cell_size: float | None, min_points_per_node: int,
 ) -> TPSModel:
     center, scale = _normaliser(src)
     if cell_size is None:
         lo, hi = src.min(axis=0), src.max(axis=0)
         area = max(float(np.prod(np.maximum(hi - lo, 1.0))), 1.0)
-        cell_size = max(math.sqrt(area / max(int(max_nodes), 4)), 1e-6)
+        nodes = min(int(max_nodes), max(16, len(src) // max(int(min_points_per_node), 1)))
+        cell_size = max(math.sqrt(area / max(nodes, 4)), 1e-6)
     s_c, d_c, w_c = thin_to_grid(src, dst, w, float(cell_size))
     m = len(s_c)
     if m < 4:
@@ -120,7 +127,7 @@ def _fit_tps(
             f"TPS fit: only {m} grid cells hold tie points (cell {cell_size:.1f} px)",
         )
     u = (s_c - center) / scale
-    k = tps_kernel(_sqdist(u, u))
+    k = tps_kernel(sqdist(u, u))
     rel = w_c / w_c.mean()
     k[np.diag_indices(m)] += float(smoothing) / rel
     p = np.hstack([np.ones((m, 1)), u])
@@ -149,8 +156,9 @@ def fit_model(
         dst: ``(N, 2)`` reference points.
         kind: ``shift | affine | poly2 | poly3 | tps``.
         weights: optional ``(N,)`` non-negative weights (e.g. matcher confidence).
-        **opts: TPS only: ``smoothing`` (default 1e-3, on coordinates normalised to half the
-            extent), ``max_nodes`` (default 900 grid cells) or ``cell_size`` (pixels).
+        **opts: TPS only: ``smoothing`` (default 1e-2, on coordinates normalised to half the
+            extent), ``max_nodes`` (default 625 grid cells, and at most ``N / min_points_per_node``)
+            or ``cell_size`` (pixels).
 
     Returns:
         The fitted model.
@@ -160,7 +168,7 @@ def fit_model(
         RegistrationError: too few points for the kind, or a degenerate configuration.
     """
     _check_kind(kind)
-    s, d, w = _prep(src, dst, weights)
+    s, d, w = prepare_points(src, dst, weights)
     unknown = set(opts) - (set(TPS_DEFAULTS) if kind == "tps" else set())
     if unknown:
         raise ConfigError(f"fit_model({kind!r}): unknown option(s) {sorted(unknown)}; "
@@ -192,4 +200,5 @@ def fit_model(
                                     "(collinear or clustered) for this degree")
         return PolynomialModel(deg, coef, center, scale)
     o = {**TPS_DEFAULTS, **opts}
-    return _fit_tps(s, d, w, float(o["smoothing"]), int(o["max_nodes"]), o["cell_size"])
+    return _fit_tps(s, d, w, float(o["smoothing"]), int(o["max_nodes"]), o["cell_size"],
+                    int(o["min_points_per_node"]))

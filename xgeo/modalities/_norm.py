@@ -37,6 +37,8 @@ __all__ = ["NormStats", "compute_stats", "to_single_band", "normalise"]
 
 LUMINANCE = (0.299, 0.587, 0.114)
 _MAX_SAMPLES = 2_000_000
+_MIN_DECIMATED = 1024
+_GDAL_CACHE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,30 @@ def _sample_blocks(ds: Any, bands: list[int]) -> np.ndarray:
     return np.concatenate(parts, axis=1)[:, :, None]
 
 
+def _decimated_read(ds: Any, bands: list[int], factor: int) -> np.ndarray:
+    """Read every ``factor``-th pixel (GDAL nearest decimation) in square windows.
+
+    Windows of ``256 * factor`` source pixels keep GDAL's working set to one row of blocks of one
+    window, so the read neither thrashes a small block cache nor fills a large one.
+
+    Returns:
+        float32 ``(C, ceil(H / factor), ceil(W / factor))`` with NaN where invalid.
+    """
+    h, w = ds.height, ds.width
+    if factor == 1:
+        return _read_valid(ds, bands, Window(0, 0, w, h))
+    out = np.full((len(bands), math.ceil(h / factor), math.ceil(w / factor)), np.nan, np.float32)
+    step = 256 * factor
+    for y0 in range(0, h, step):
+        for x0 in range(0, w, step):
+            wh, ww = min(step, h - y0), min(step, w - x0)
+            oh, ow = math.ceil(wh / factor), math.ceil(ww / factor)
+            oy, ox = y0 // factor, x0 // factor
+            out[:, oy:oy + oh, ox:ox + ow] = _read_valid(ds, bands, Window(x0, y0, ww, wh),
+                                                         (oh, ow))
+    return out
+
+
 def compute_stats(scene: Scene, max_side: int = 1024) -> NormStats:
     """Fix a scene's normalisation from a decimated read of the whole file.
 
@@ -178,14 +204,13 @@ def compute_stats(scene: Scene, max_side: int = 1024) -> NormStats:
         AllNodataError: no valid pixel in the selected bands.
     """
     bands = list(scene.bands)
-    scale = max(scene.width, scene.height) / max(int(max_side), 1)
-    out_shape = None
-    if scale > 1:
-        out_shape = (max(1, math.ceil(scene.height / scale)), max(1, math.ceil(scene.width / scale)))
-    with rasterio.open(scene.path) as ds:
-        arr = _read_valid(ds, bands, Window(0, 0, scene.width, scene.height), out_shape)
-        if not np.isfinite(arr).all(axis=0).any():
-            arr = _sample_blocks(ds, bands)
+    factor = max(1, math.ceil(max(scene.width, scene.height) / max(int(max_side), 1)))
+    # a bounded GDAL block cache (rasterio reads an integer GDAL_CACHEMAX as bytes)
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), rasterio.open(scene.path) as ds:
+        arr = _decimated_read(ds, bands, factor)
+        n_valid = int(np.isfinite(arr).all(axis=0).sum())
+        if n_valid == 0 or (factor > 1 and n_valid < _MIN_DECIMATED):
+            arr = _sample_blocks(ds, bands)  # too few pixels survived decimation: scan blocks
     weights = _default_weights(scene.modality, len(bands))
     combined = _combine(arr, weights)
     v = combined[np.isfinite(combined)]

@@ -76,10 +76,10 @@ class Scene:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` of the four corners in the scene CRS."""
-        aff = self.affine
-        xs, ys = zip(*(aff * (c, r) for c, r in
-                       ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height))),
-                     strict=True)
+        a, b, c, d, e, f = self.transform
+        corners = ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height))
+        xs = [a * col + b * row + c for col, row in corners]
+        ys = [d * col + e * row + f for col, row in corners]
         return (min(xs), min(ys), max(xs), max(ys))
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,13 +49,20 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     """
     h, w = int(shape[0]), int(shape[1])
     step = max(float(scale_px), 1.0)
-    gh, gw = int(np.ceil(h / step)) + 4, int(np.ceil(w / step)) + 4
+    # long correlation lengths: synthesise at a reduced resolution, then upsample (smooth anyway)
+    red = max(1, int(step // 3))
+    hs, ws = -(-h // red), -(-w // red)
+    st = step / red
+    gh, gw = int(np.ceil(hs / st)) + 4, int(np.ceil(ws / st)) + 4
     g = rng.standard_normal((gh, gw), dtype=np.float32)
-    big = cv2.resize(g, (int(round(gw * step)), int(round(gh * step))), interpolation=cv2.INTER_CUBIC)
-    o = int(round(2 * step))
-    out = np.ascontiguousarray(big[o:o + h, o:o + w])
-    if out.shape != (h, w):  # rounding of tiny steps
-        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+    # output pixel (x, y) samples grid point (x / st + 1.5, y / st + 1.5): only the needed
+    # pixels are interpolated, whatever the correlation length
+    m = np.array([[1.0 / st, 0.0, 1.5], [0.0, 1.0 / st, 1.5]], np.float64)
+    out = cv2.warpAffine(g, m, (ws, hs), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT)
+    if red > 1:
+        out = cv2.resize(out, (ws * red, hs * red), interpolation=cv2.INTER_LINEAR)[:h, :w]
+        out = np.ascontiguousarray(out)
     out -= out.mean()
     sd = float(out.std())
     out /= sd if sd > 0 else 1.0
@@ -83,8 +90,14 @@ def gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur with reflected borders (float32 in, float32 out); ``sigma <= 0`` is a copy."""
     if sigma <= 0:
         return a.astype(np.float32, copy=True)
-    return cv2.GaussianBlur(a.astype(np.float32, copy=False), (0, 0), float(sigma),
-                            borderType=cv2.BORDER_REFLECT)
+    a = a.astype(np.float32, copy=False)
+    if sigma > 6.0:  # wide kernels: blur a decimated copy and upsample (smooth result anyway)
+        f = int(sigma // 3)
+        h, w = a.shape
+        small = cv2.resize(a, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigma / f, borderType=cv2.BORDER_REFLECT)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(a, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT)
 
 
 def shift_image(a: np.ndarray, dx: float, dy: float, border: float = 0.0) -> np.ndarray:

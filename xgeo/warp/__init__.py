@@ -5,12 +5,13 @@ geotransform-only rewrite), ``_resample`` (coordinate fields, window reads, Open
 ``_cog`` (GDAL COG driver, validation, atomic rename).
 """
 
-from xgeo.warp._cog import validate_cog, write_cog
+from xgeo.warp._cog import atomic_target, validate_cog, write_cog
 from xgeo.warp._resample import RESAMPLINGS
 from xgeo.warp._warp import default_nodata, geotransform_only_transform, warp_to_cog
 
 __all__ = [
     "RESAMPLINGS",
+    "atomic_target",
     "default_nodata",
     "geotransform_only_transform",
     "validate_cog",

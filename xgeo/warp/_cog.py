@@ -35,8 +35,9 @@ def temp_path_for(out_path: Path, tag: str, suffix: str = ".tif") -> Path:
 
 
 def remove_quietly(path: Path) -> None:
-    """Remove ``path`` and GDAL sidecars (``.aux.xml``, ``.ovr``, ``.msk``) if they exist."""
-    for p in (path, *(path.with_name(path.name + s) for s in (".aux.xml", ".ovr", ".msk"))):
+    """Remove ``path`` and its sidecars (GDAL ``.aux.xml``/``.ovr``/``.msk``, SQLite journals)."""
+    sidecars = (".aux.xml", ".ovr", ".msk", "-journal", "-wal", "-shm")
+    for p in (path, *(path.with_name(path.name + s) for s in sidecars)):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
 

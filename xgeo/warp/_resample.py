@@ -32,36 +32,16 @@ _FAR = -1.0e6  # coordinate given to non-finite mappings: lands outside every wi
 _CV_MAX = 32000  # cv2.remap sources must stay below SHRT_MAX pixels on a side
 
 
-def coordinate_field(
-    mapping: Callable[[np.ndarray], np.ndarray],
-    x0: int,
-    y0: int,
-    width: int,
-    height: int,
-    step: int = 16,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate ``mapping`` on a node lattice and interpolate it to every pixel of a block.
-
-    Args:
-        mapping: ``(N, 2) -> (N, 2)`` point mapping, ``(x, y)`` pixel centres.
-        x0: first column of the block.
-        y0: first row of the block.
-        width: block width in pixels.
-        height: block height in pixels.
-        step: node spacing in pixels (``1`` evaluates every pixel).
-
-    Returns:
-        ``(map_x, map_y)``, float64 ``(height, width)`` each; non-finite results become ``-1e6``
-        so that they fall outside any source window.
-    """
-    nx = max(2, math.ceil((width - 1) / step) + 1)
-    ny = max(2, math.ceil((height - 1) / step) + 1)
-    gx = x0 + step * np.arange(nx, dtype=np.float64)
-    gy = y0 + step * np.arange(ny, dtype=np.float64)
+def _nodes(mapping: Callable[[np.ndarray], np.ndarray], gx: np.ndarray,
+           gy: np.ndarray) -> np.ndarray:
     xx, yy = np.meshgrid(gx, gy)
-    nodes = np.asarray(mapping(np.stack([xx.ravel(), yy.ravel()], axis=1)), dtype=np.float64)
-    nodes = nodes.reshape(ny, nx, 2)
+    out = np.asarray(mapping(np.stack([xx.ravel(), yy.ravel()], axis=1)), dtype=np.float64)
+    return out.reshape(len(gy), len(gx), 2)
 
+
+def _interp_nodes(nodes: np.ndarray, step: int, width: int, height: int) -> np.ndarray:
+    """Bilinear interpolation of ``(ny, nx, 2)`` nodes (spacing ``step``) to ``(h, w, 2)``."""
+    ny, nx = nodes.shape[:2]
     fx = np.arange(width, dtype=np.float64) / step
     ix = np.minimum(np.floor(fx).astype(np.intp), nx - 2)
     tx = (fx - ix)[None, :, None]
@@ -69,7 +49,55 @@ def coordinate_field(
     iy = np.minimum(np.floor(fy).astype(np.intp), ny - 2)
     ty = (fy - iy)[:, None, None]
     rows = nodes[:, ix] * (1.0 - tx) + nodes[:, ix + 1] * tx  # (ny, width, 2)
-    field = rows[iy] * (1.0 - ty) + rows[iy + 1] * ty  # (height, width, 2)
+    return rows[iy] * (1.0 - ty) + rows[iy + 1] * ty  # (height, width, 2)
+
+
+def coordinate_field(
+    mapping: Callable[[np.ndarray], np.ndarray],
+    x0: int,
+    y0: int,
+    width: int,
+    height: int,
+    step: int = 16,
+    tol: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate ``mapping`` on a node lattice and interpolate it to every pixel of a block.
+
+    The lattice is refined (``step`` halved) until bilinear interpolation of the nodes agrees
+    with the exact mapping at every cell centre within ``tol`` pixels, so strongly curved
+    models (local TPS) stay exact while affine chains cost one coarse evaluation.
+
+    Args:
+        mapping: ``(N, 2) -> (N, 2)`` point mapping, ``(x, y)`` pixel centres.
+        x0: first column of the block.
+        y0: first row of the block.
+        width: block width in pixels.
+        height: block height in pixels.
+        step: initial node spacing in pixels (``1`` evaluates every pixel).
+        tol: largest accepted interpolation error in output pixels of the mapping.
+
+    Returns:
+        ``(map_x, map_y)``, float64 ``(height, width)`` each; non-finite results become ``-1e6``
+        so that they fall outside any source window.
+    """
+    step = max(1, int(step))
+    while True:
+        nx = max(2, math.ceil((width - 1) / step) + 1)
+        ny = max(2, math.ceil((height - 1) / step) + 1)
+        gx = x0 + step * np.arange(nx, dtype=np.float64)
+        gy = y0 + step * np.arange(ny, dtype=np.float64)
+        nodes = _nodes(mapping, gx, gy)
+        if step == 1:
+            break
+        cx, cy = gx[:-1] + step / 2, gy[:-1] + step / 2
+        exact = _nodes(mapping, cx, cy)
+        approx = 0.25 * (nodes[:-1, :-1] + nodes[1:, :-1] + nodes[:-1, 1:] + nodes[1:, 1:])
+        err = np.abs(exact - approx)
+        finite = np.isfinite(err).all(axis=-1)
+        if not finite.any() or float(err[finite].max()) <= tol:
+            break
+        step = max(1, step // 2)
+    field = _interp_nodes(nodes, step, width, height)
     field[~np.isfinite(field).all(axis=-1)] = _FAR
     return field[..., 0], field[..., 1]
 

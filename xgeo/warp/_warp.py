@@ -31,6 +31,7 @@ from xgeo.warp._resample import RESAMPLINGS, BlockSource, coordinate_field, rema
 __all__ = ["warp_to_cog", "geotransform_only_transform", "default_nodata"]
 
 ProgressFn = Callable[[int, int], None]
+GDAL_CACHE_MB = 256  # GDAL block cache while warping: bounds memory independently of scene size
 _HALF = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -135,7 +136,8 @@ def _create_temp_tif(path: Path, ds: rasterio.io.DatasetReader, *, width: int, h
         for i in range(ds.count):
             desc = descriptions[i]
             if not desc and band_names and i < len(band_names):
-                desc = str(band_names[i])
+                name = str(band_names[i])
+                desc = "" if name == f"band{i + 1}" else name  # Scene's placeholder name
             if desc:
                 dst.set_band_description(i + 1, desc)
             btags = ds.tags(i + 1)
@@ -207,17 +209,21 @@ def warp_to_cog(
     if int(step) < 1:
         raise ConfigError(f"step={step!r} must be >= 1")
     out = Path(out_path)
+    if not out.parent.is_dir():
+        raise MissingFileError("output folder does not exist", out.parent,
+                               "create the folder or choose another output path")
     overview = "nearest" if resampling == "nearest" else "average"
     tmp = temp_path_for(out, "blocks", ".tif")
     try:
-        with _open_mov(plan.mov.path) as ds:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open_mov(plan.mov.path) as ds:
             if resample:
                 _resample_to_tif(plan, model, ds, tmp, block=block, resampling=resampling,
                                  progress=progress, step=int(step))
             else:
                 transform = geotransform_only_transform(plan, model)
                 _copy_to_tif(plan, ds, tmp, transform=transform, block=block, progress=progress)
-        return write_cog(tmp, out, compress=compress, overview_resampling=overview)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            return write_cog(tmp, out, compress=compress, overview_resampling=overview)
     finally:
         remove_quietly(tmp)
 

@@ -1,0 +1,166 @@
+"""Unit tests of the learned universal matcher (stages, weights, inference wrapper)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xgeo.errors import ConfigError, WeightsError
+from xgeo.matcher.backbone import RepVGGBackbone
+from xgeo.matcher.coarse import coarse_matches, dual_softmax
+from xgeo.matcher.config import MatcherConfig, get_config
+from xgeo.matcher.fine import cell_centers, refine
+from xgeo.matcher.inference import UniversalMatcher, rot90_points_back
+from xgeo.matcher.model import UniversalMatcherNet
+from xgeo.matcher.transformer import rope_2d
+from xgeo.matcher.weights import build_model, load_state, save_weights
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(0)
+    net = UniversalMatcherNet(get_config("tiny"))
+    p = tmp_path_factory.mktemp("w") / "rand.safetensors"
+    save_weights(net, p, {"steps": 0})
+    return str(p)
+
+
+def test_config_roundtrip_and_unknown_keys() -> None:
+    cfg = get_config("tiny")
+    assert MatcherConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.sha256() == MatcherConfig.from_dict(cfg.to_dict()).sha256()
+    with pytest.raises(ConfigError):
+        get_config("huge")
+    with pytest.raises(ConfigError):
+        get_config("tiny", d_modell=3)
+    with pytest.raises(ConfigError):
+        MatcherConfig(d_model=96, backbone_dims=(32, 64, 128))
+
+
+def test_repvgg_fuse_is_exact() -> None:
+    torch.manual_seed(0)
+    bb = RepVGGBackbone((8, 16, 32), (1, 2, 2))
+    bb.train()
+    for _ in range(3):  # non-trivial BN statistics
+        bb(torch.randn(2, 1, 64, 64))
+    bb.eval()
+    x = torch.randn(1, 1, 64, 48)
+    ref = bb(x)
+    bb.fuse()
+    out = bb(x)
+    for r, o, c in zip(ref, out, (8, 16, 32), strict=True):
+        assert o.shape == (1, c, r.shape[2], r.shape[3])
+        torch.testing.assert_close(o, r, atol=1e-4, rtol=1e-4)
+    assert out[2].shape[2:] == (8, 6)
+
+
+def test_rope_is_relative() -> None:
+    torch.manual_seed(0)
+    q = torch.randn(1, 1, 1, 16).expand(1, 1, 12, 16).contiguous()
+    k = torch.randn(1, 1, 1, 16).expand(1, 1, 12, 16).contiguous()
+    rq, rk = rope_2d(q, 3, 4, 10.0), rope_2d(k, 3, 4, 10.0)
+    s = rq[0, 0] @ rk[0, 0].T  # (12, 12): depends only on the offset between tokens
+    assert torch.allclose(s[0, 1], s[4, 5], atol=1e-5)  # same (dx, dy) = (1, 0)
+    assert torch.allclose(s[1, 6], s[5, 10], atol=1e-5)  # same (1, 1)
+    assert not torch.allclose(s[0, 1], s[0, 2], atol=1e-3)
+
+
+def test_chunked_coarse_matches_equal_dense() -> None:
+    torch.manual_seed(0)
+    f0, f1 = torch.randn(2, 50, 16), torch.randn(2, 37, 16)
+    f1[:, :20] = f0[:, 5:25] + 0.05 * torch.randn(2, 20, 16)  # some true matches
+    mask1 = torch.ones(2, 37, dtype=torch.bool)
+    mask1[1, 30:] = False
+    conf = dual_softmax(f0, f1, 0.1, None, mask1)
+    mnn = (conf == conf.max(2, keepdim=True).values) & (conf == conf.max(1, keepdim=True).values)
+    mnn &= conf > 0.2
+    want = set(map(tuple, mnn.nonzero().tolist()))
+    b, i, j, c = coarse_matches(f0, f1, 0.1, 0.2, None, mask1, chunk=7)
+    got = set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True))
+    assert got == want and len(got) >= 30
+    torch.testing.assert_close(c, conf[b, i, j], atol=1e-5, rtol=1e-4)
+
+
+def test_refine_finds_planted_feature() -> None:
+    # fine1 has one distinctive feature at a known fine pixel; refinement must land on it
+    cf, hf, wf = 8, 16, 16  # image 32x32 -> coarse 4x4, fine 16x16
+    fine0 = torch.zeros(1, cf, hf, wf)
+    fine1 = torch.zeros(1, cf, hf, wf)
+    v = torch.randn(cf)
+    i_id = 5  # coarse (1, 1): fine centre pixels 5, 6
+    fine0[0, :, 5:7, 5:7] = v[:, None, None]
+    fine1[0, :, 9, 11] = v  # fine (x=11, y=9) -> full res (22.5, 18.5)
+    j_id = 2 * 4 + 2  # coarse (2, 2): window fine 6..13
+    p0, p1, prob = refine(fine0, fine1, torch.tensor([0]), torch.tensor([i_id]), torch.tensor([j_id]),
+                          4, 4, 8, torch.tensor(200.0))
+    torch.testing.assert_close(p0, torch.tensor([[11.5, 11.5]]))
+    torch.testing.assert_close(p1, torch.tensor([[22.5, 18.5]]), atol=1e-3, rtol=0)
+    assert prob.shape == (1, 64)
+    torch.testing.assert_close(cell_centers(torch.tensor([0, 5]), 4), torch.tensor([[3.5, 3.5], [11.5, 11.5]]))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_rot90_points_back(k: int) -> None:
+    rng = np.random.default_rng(k)
+    img = rng.random((7, 11))
+    rot = np.rot90(img, k)
+    ys, xs = np.mgrid[0 : rot.shape[0], 0 : rot.shape[1]]
+    pts = np.stack([xs.ravel(), ys.ravel()], -1).astype(float)
+    back = rot90_points_back(pts, k, img.shape).astype(int)
+    np.testing.assert_array_equal(rot[ys.ravel(), xs.ravel()], img[back[:, 1], back[:, 0]])
+
+
+def test_weights_roundtrip_and_refusals(tmp_path, random_weights: str) -> None:
+    state, cfg = load_state(random_weights)
+    assert cfg == get_config("tiny")
+    net = build_model(random_weights)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+    pt = tmp_path / "w.pt"
+    torch.save(state, pt)
+    with pytest.raises(WeightsError, match="safetensors"):
+        build_model(pt)
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(b"\x80\x04pickle-not-safetensors")
+    with pytest.raises(WeightsError):
+        build_model(fake)
+    with pytest.raises(WeightsError, match="not found"):
+        build_model(tmp_path / "missing.safetensors")
+
+
+def test_unknown_option_raises(random_weights: str) -> None:
+    with pytest.raises(ConfigError, match="Unknown option"):
+        UniversalMatcher(weights=random_weights, colour=True)
+    with pytest.raises(ConfigError):
+        UniversalMatcher(weights=random_weights, max_side=10)
+
+
+def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:
+    m = UniversalMatcher(weights=random_weights, threshold=0.0, orientation_search=True, max_side=96)
+    rng = np.random.default_rng(0)
+    a = rng.random((130, 101)).astype(np.float32)
+    b = (rng.random((77, 150, 3)) * 255).astype(np.uint8)
+    a[:40, :40] = np.nan
+    r = m.match(a, b)
+    assert r.points0.dtype == np.float32 and r.points0.shape == r.points1.shape
+    assert r.info["rotation_deg"] in (0, 90, 180, 270)
+    if len(r):
+        assert (r.points0[:, 0] >= -0.5).all() and (r.points0[:, 0] <= 100.5).all()
+        assert (r.points0[:, 1] <= 129.5).all() and (r.points1[:, 0] <= 149.5).all()
+        assert (r.points1[:, 1] <= 76.5).all()
+        xi, yi = np.round(r.points0[:, 0]).astype(int), np.round(r.points0[:, 1]).astype(int)
+        assert np.isfinite(a[yi, xi]).all()  # never on invalid pixels
+
+
+def test_match_batch_equals_match(random_weights: str) -> None:
+    m = UniversalMatcher(weights=random_weights, threshold=0.0, orientation_search=False)
+    rng = np.random.default_rng(1)
+    pairs = [(rng.random((64, 64)).astype(np.float32), rng.random((64, 64)).astype(np.float32))
+             for _ in range(3)] + [(rng.random((48, 80)), rng.random((64, 64)))]
+    batch = m.match_batch(pairs)
+    for (a, b), rb in zip(pairs, batch, strict=True):
+        r = m.match(a, b)
+        np.testing.assert_allclose(rb.points1, r.points1, atol=1e-3)
+        np.testing.assert_allclose(rb.confidence, r.confidence, atol=1e-4)
+    assert m.describe()["name"] == "universal"

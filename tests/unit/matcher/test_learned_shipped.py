@@ -1,0 +1,54 @@
+"""The shipped universal-matcher weights: they load offline and match a known synthetic pair."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import xgeo
+from xgeo.errors import WeightsError
+from xgeo.matcher.weights import shipped_weights_path
+
+SHIPPED = shipped_weights_path("tiny")
+needs_weights = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED} not trained/exported yet")
+
+
+def _corner_error(h_est: np.ndarray, h_true: np.ndarray, shape: tuple[int, int]) -> float:
+    hh, ww = shape
+    c = np.array([[0, 0, 1], [ww - 1, 0, 1], [ww - 1, hh - 1, 1], [0, hh - 1, 1]], float)
+    a, b = c @ h_est.T, c @ h_true.T
+    return float(np.linalg.norm(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:], axis=1).mean())
+
+
+def test_missing_weights_raise_with_hint(tmp_path) -> None:
+    with pytest.raises(WeightsError, match="training.train"):
+        xgeo.load_matcher(str(tmp_path / "nothing.safetensors"))
+
+
+@needs_weights
+def test_shipped_card_is_complete() -> None:
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    for key in ("preset", "n_parameters", "data_engine_version", "train_config_sha256", "steps",
+                "hardware", "metrics", "config"):
+        assert key in card, key
+    assert card["preset"] == "tiny" and card["steps"] > 0
+
+
+@needs_weights
+def test_shipped_weights_match_known_transform__synthetic() -> None:
+    from xgeo.synth import make_pair
+
+    m = xgeo.load_matcher(orientation_search=False, device="cpu")
+    assert m.describe()["name"] == "universal"
+    p = make_pair(31337, size=320, mod0="optical", mod1="optical", max_rotation_deg=15.0,
+                  scale_range=(0.9, 1.1), local_distortion=False)
+    r = m.match(p.img0, p.img1)
+    assert len(r) >= 30, len(r)
+    h, _ = cv2.findHomography(r.points0.astype(np.float64), r.points1.astype(np.float64), cv2.RANSAC, 3.0,
+                              maxIters=5000, confidence=0.9999)
+    assert h is not None
+    err = _corner_error(h, np.asarray(p.H_0to1, float), p.img0.shape)
+    assert err < 1.0, err

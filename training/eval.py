@@ -1,0 +1,498 @@
+"""Evaluation of matchers by the MatchAnything protocol, on synthetic and real cross-modal pairs.
+
+    python -m training.eval --suite real --suite synthetic --n-real 50 --out training/runs/eval.json
+
+Protocol: grayscale input, long side <= 832 px; an affine is fitted to each method's matches by
+``cv2.estimateAffine2D`` (RANSAC, 3 px, confidence 0.99999); the error of a pair is the mean
+distance of image 0's four corners mapped by the estimate and by the truth. Reported per pair type
+and method: success rates SR@5/10/20 px, AUC@5/10/20 (area under the error-recall curve up to the
+threshold, normalised), mean matches and seconds per pair.
+
+Suites:
+- ``synthetic``: held-out :func:`xgeo.synth.make_pair` pairs (seeds from 50,000,000, never used in
+  training) for every modality combination, rotation up to 180 deg, scale 0.5-2, no local
+  distortion so the homography is exact.
+- ``real``: crops of the real pairs in ``../shared/data/real`` (never trained on). For each pair
+  type, image 0 is a crop of the first image and image 1 the second image warped by a seeded
+  random similarity (rotation 0-180 deg either way, scale 0.7-1.4, translation up to 10 %),
+  through the pair's ground truth (identity of the shared grid, or an affine fitted to the
+  authors' tie points). Outside the second image is NaN (0 for SIFT).
+
+:func:`run_eval` is the function behind ``xgeo eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xgeo.errors import ConfigError, MissingFileError
+
+__all__ = [
+    "EvalPair",
+    "fit_affine",
+    "corner_error",
+    "auc",
+    "real_suite",
+    "synthetic_suite",
+    "sift_match",
+    "evaluate",
+    "run_eval",
+    "markdown_table",
+    "REAL_PAIR_TYPES",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_REAL = (REPO / ".." / "shared" / "data" / "real").resolve()
+REAL_PAIR_TYPES = (
+    "optical-thermal (L8 B4 / B10)",
+    "optical-infrared (CFOG)",
+    "optical-SAR (CFOG)",
+    "optical-SAR (S2 B08 / S1 VV)",
+    "image-map (L7 B4 / RGI)",
+    "DEM-map (ASTER hillshade / RGI)",
+)
+
+
+@dataclass(frozen=True)
+class EvalPair:
+    """One evaluation pair with its exact image-0 -> image-1 transform.
+
+    Attributes:
+        pair_type: group name in the tables.
+        img0: float32 ``(H0, W0)`` in ``[0, 1]``, NaN invalid.
+        img1: float32 ``(H1, W1)``.
+        H_0to1: ``(3, 3)`` truth.
+        seed: the seed that generated it.
+    """
+
+    pair_type: str
+    img0: np.ndarray
+    img1: np.ndarray
+    H_0to1: np.ndarray
+    seed: int
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def fit_affine(p0: np.ndarray, p1: np.ndarray) -> np.ndarray | None:
+    """Affine ``(2, 3)`` from image 0 to image 1 by ``cv2.estimateAffine2D`` RANSAC (3 px, 0.99999).
+
+    Args:
+        p0: ``(N, 2)`` points in image 0.
+        p1: ``(N, 2)`` points in image 1.
+
+    Returns:
+        ``(2, 3)`` float64 or ``None`` with fewer than 3 matches or on failure.
+    """
+    if len(p0) < 3:
+        return None
+    a, _ = cv2.estimateAffine2D(
+        np.asarray(p0, np.float64).reshape(-1, 1, 2), np.asarray(p1, np.float64).reshape(-1, 1, 2),
+        method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999, maxIters=10000,
+    )
+    return a
+
+
+def corner_error(a: np.ndarray | None, h_true: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Mean distance of the four warped image-0 corners: estimate ``a`` vs truth ``h_true``.
+
+    Args:
+        a: ``(2, 3)`` estimated affine (``None`` = failure -> ``inf``).
+        h_true: ``(3, 3)`` true image-0 -> image-1 transform.
+        shape: image-0 shape ``(H, W, ...)``.
+    """
+    if a is None:
+        return float("inf")
+    h, w = shape[:2]
+    c = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)
+    ch = np.c_[c, np.ones(4)]
+    t = ch @ np.asarray(h_true, np.float64).T
+    t = t[:, :2] / t[:, 2:]
+    e = ch @ np.asarray(a, np.float64).T
+    return float(np.linalg.norm(e - t, axis=1).mean())
+
+
+def auc(errors: Sequence[float], threshold: float) -> float:
+    """Area under the recall-vs-error curve up to ``threshold``, normalised to ``[0, 1]``."""
+    e = np.sort(np.asarray(errors, np.float64))
+    n = len(e)
+    if n == 0:
+        return 0.0
+    recall = np.arange(1, n + 1) / n
+    e = np.r_[0.0, e]
+    recall = np.r_[0.0, recall]
+    last = np.searchsorted(e, threshold)
+    x = np.r_[e[:last], threshold]
+    y = np.r_[recall[:last], recall[last - 1]]
+    return float(np.trapezoid(y, x) / threshold)
+
+
+# -- suites --------------------------------------------------------------------------------------
+def _similarity(rng: np.random.Generator, size: tuple[int, int], max_rot: float,
+                scale: tuple[float, float], shift: float) -> np.ndarray:
+    h, w = size
+    ang = np.deg2rad(rng.uniform(0.0, max_rot) * rng.choice([-1.0, 1.0]))
+    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
+    c = np.array([(w - 1) / 2, (h - 1) / 2])
+    t = rng.uniform(-shift, shift, 2) * np.array([w, h])
+    r = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    m = np.eye(3)
+    m[:2, :2] = r
+    m[:2, 2] = c + t - r @ c
+    return m
+
+
+def _read(path: Path, band: int = 1) -> tuple[np.ndarray, Any]:
+    import rasterio
+
+    if not path.is_file():
+        raise MissingFileError("real evaluation data file not found", path,
+                               "the real suite needs ../shared/data/real beside the checkout")
+    with rasterio.open(path) as ds:
+        if ds.count >= 3 and band == 0:
+            a = ds.read([1, 2, 3]).astype(np.float32).mean(0)
+        else:
+            a = ds.read(max(band, 1)).astype(np.float32)
+        if ds.nodata is not None:
+            a[a == ds.nodata] = np.nan
+        return a, ds
+
+
+def _norm(a: np.ndarray) -> np.ndarray:
+    from xgeo.matcher.base import as_gray
+
+    return as_gray(a)
+
+
+def _map_raster(gpkg: Path, ds: Any) -> np.ndarray:
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    gdf = gpd.read_file(gpkg).to_crs(ds.crs)
+    shape = (ds.height, ds.width)
+    fill = rasterize(((g, 1) for g in gdf.geometry), out_shape=shape, transform=ds.transform)
+    edge = rasterize(((g.boundary, 1) for g in gdf.geometry), out_shape=shape,
+                     transform=ds.transform)
+    out = np.full(shape, 0.15, np.float32)
+    out[fill > 0] = 0.6
+    out[edge > 0] = 1.0
+    return out
+
+
+def _tie_affine(path: Path) -> np.ndarray:
+    pts = np.loadtxt(path)
+    a, _ = cv2.estimateAffine2D(np.ascontiguousarray(pts[:, :2]).reshape(-1, 1, 2),
+                                np.ascontiguousarray(pts[:, 2:4]).reshape(-1, 1, 2), method=cv2.LMEDS)
+    m = np.eye(3)
+    m[:2] = a
+    return m
+
+
+def real_sources(root: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The real image pairs as ``(imgA, imgB, A_to_B (3, 3))`` per pair type, normalised to [0, 1]."""
+    from xgeo.synth import hillshade
+
+    root = Path(root)
+    eye = np.eye(3)
+    src: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    l8 = root / "landsat8_oli_tirs"
+    a, _ = _read(l8 / "l8_B4.tif")
+    b, _ = _read(l8 / "l8_B10.tif")
+    a[a == 0], b[b == 0] = np.nan, np.nan
+    src[REAL_PAIR_TYPES[0]] = [(_norm(a), _norm(b), eye)]
+    vi = root / "cfog_geotiff" / "visible-infrared_utm49"
+    src[REAL_PAIR_TYPES[1]] = [(_norm(_read(vi / "test6_ref.tif")[0]), _norm(_read(vi / "test6_sen.tif")[0]),
+                                _tie_affine(vi / "VisibletoInfrared_CP.txt"))]
+    vs = root / "cfog_geotiff" / "optical-sar_utm33"
+    src[REAL_PAIR_TYPES[2]] = [(_norm(_read(vs / "visible2_ref.tif", band=0)[0]),
+                                _norm(_read(vs / "SAR2_sen.tif")[0]),
+                                _tie_affine(vs / "visibleToSAR2_CP.txt"))]
+    s12 = []
+    up = 3.0
+    for d in sorted((root / "bigearthnet_s1_s2").iterdir()):
+        if not d.is_dir():
+            continue
+        b08 = next(d.glob("*_B08.tif"))
+        vv = next(d.glob("*_VV.tif"))
+        ia, ib = _read(b08)[0], _read(vv)[0]
+        size = (int(ia.shape[1] * up), int(ia.shape[0] * up))
+        ia = cv2.resize(ia, size, interpolation=cv2.INTER_CUBIC)
+        ib = cv2.resize(ib, size, interpolation=cv2.INTER_CUBIC)
+        s12.append((_norm(ia), _norm(ib), eye))
+    src[REAL_PAIR_TYPES[3]] = s12
+    ev = root / "everest_landsat7_rgi"
+    img, ds = _read(ev / "LE71400412000304SGS00_B4.tif")
+    src[REAL_PAIR_TYPES[4]] = [(_norm(img), _map_raster(ev / "15_rgi60_glacier_outlines.gpkg", ds), eye)]
+    ex = root / "exploradores_aster_dem_rgi"
+    dem, ds = _read(ex / "AST_L1A_00303182012144228_Z.tif")
+    hs = hillshade(np.nan_to_num(dem, nan=float(np.nanmedian(dem))), pixel_size=float(ds.res[0]))
+    hs = np.where(np.isfinite(dem), hs, np.nan).astype(np.float32)
+    src[REAL_PAIR_TYPES[5]] = [(hs, _map_raster(ex / "17_rgi60_glacier_outlines.gpkg", ds), eye)]
+    return src
+
+
+def real_suite(root: str | Path = DEFAULT_REAL, n_per_type: int = 50, seed: int = 0,
+               crop: int = 384, max_rotation_deg: float = 180.0,
+               scale_range: tuple[float, float] = (0.7, 1.4)) -> list[EvalPair]:
+    """Seeded crops of every real cross-sensor pair type with a random similarity applied.
+
+    Args:
+        root: ``shared/data/real`` folder.
+        n_per_type: pairs per type.
+        seed: base seed.
+        crop: side of the image-0 crop (and of image 1) in px (smaller images use their size).
+        max_rotation_deg: rotation drawn in ``[-max, max]``.
+        scale_range: scale drawn log-uniformly.
+
+    Raises:
+        MissingFileError: the data folder or a file is missing.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingFileError("real data folder not found", root,
+                               "place ../shared/data/real beside the checkout")
+    pairs = []
+    for ti, (ptype, sources) in enumerate(real_sources(root).items()):
+        for k in range(n_per_type):
+            s = seed * 1000 + ti * 100 + k
+            rng = np.random.default_rng(s)
+            ia, ib, g = sources[k % len(sources)]
+            h, w = ia.shape
+            cs = min(crop, h, w)
+            for _ in range(20):  # crop with mostly valid content
+                y0, x0 = int(rng.integers(0, h - cs + 1)), int(rng.integers(0, w - cs + 1))
+                img0 = ia[y0 : y0 + cs, x0 : x0 + cs]
+                if np.isfinite(img0).mean() > 0.8:
+                    break
+            sim = _similarity(rng, (cs, cs), max_rotation_deg, scale_range, 0.1)
+            shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+            img1_to_b = g @ shift @ np.linalg.inv(sim)
+            img1 = cv2.warpAffine(ib, img1_to_b[:2], (cs, cs), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+            pairs.append(EvalPair(ptype, np.ascontiguousarray(img0), img1.astype(np.float32), sim, s))
+    return pairs
+
+
+def synthetic_suite(n_per_combo: int = 2, size: int = 320, seed: int = 50_000_000,
+                    modalities: Sequence[str] | None = None) -> list[EvalPair]:
+    """Held-out synthetic pairs of every modality combination (exact homography truth)."""
+    from xgeo.synth import MODALITIES, make_pair
+
+    mods = list(modalities or MODALITIES)
+    out = []
+    k = 0
+    for m0 in mods:
+        for m1 in mods:
+            for _ in range(n_per_combo):
+                s = seed + k
+                k += 1
+                p = make_pair(s, size=size, mod0=m0, mod1=m1, max_rotation_deg=180.0,
+                              scale_range=(0.5, 2.0), local_distortion=False)
+                out.append(EvalPair(f"{m0}-{m1}", np.asarray(p.img0, np.float32),
+                                    np.asarray(p.img1, np.float32), np.asarray(p.H_0to1), s))
+    return out
+
+
+# -- methods -------------------------------------------------------------------------------------
+def _u8(a: np.ndarray) -> np.ndarray:
+    return (np.nan_to_num(a, nan=0.0) * 255).clip(0, 255).astype(np.uint8)
+
+
+def sift_match(img0: np.ndarray, img1: np.ndarray, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV SIFT + Lowe ratio test. Returns ``p0 (N, 2)``, ``p1 (N, 2)``."""
+    sift = cv2.SIFT_create(nfeatures=4000)
+    k0, d0 = sift.detectAndCompute(_u8(img0), None)
+    k1, d1 = sift.detectAndCompute(_u8(img1), None)
+    if d0 is None or d1 is None or len(k0) < 2 or len(k1) < 2:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    mm = cv2.BFMatcher(cv2.NORM_L2).knnMatch(d0, d1, k=2)
+    good = [m[0] for m in mm if len(m) == 2 and m[0].distance < ratio * m[1].distance]
+    p0 = np.array([k0[m.queryIdx].pt for m in good]).reshape(-1, 2)
+    p1 = np.array([k1[m.trainIdx].pt for m in good]).reshape(-1, 2)
+    return p0, p1
+
+
+MatchFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _xgeo_method(name: str, **opts: Any) -> MatchFn:
+    import xgeo
+
+    m = xgeo.load_matcher(name, **opts)
+
+    def fn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = m.match(a, b)
+        return r.points0, r.points1
+
+    return fn
+
+
+def _limit_side(a: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    s = min(1.0, max_side / max(a.shape))
+    if s < 1.0:
+        a = cv2.resize(a, (round(a.shape[1] * s), round(a.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    return a, s
+
+
+def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: int = 832,
+             progress: bool = True) -> dict[str, Any]:
+    """Run every method on every pair; return per-pair errors and per-type summaries.
+
+    Returns:
+        ``{"per_type": {type: {method: {sr5, sr10, sr20, auc5, auc10, auc20, n, matches, s}}},
+        "overall": {method: {...}}}``.
+    """
+    from rich.progress import track
+
+    errs: dict[str, dict[str, list[float]]] = {}
+    stats: dict[str, dict[str, list[float]]] = {}
+    it = track(pairs, description="evaluating") if progress else pairs
+    for pr in it:
+        a, sa = _limit_side(pr.img0, max_side)
+        b, sb = _limit_side(pr.img1, max_side)
+        for name, fn in methods.items():
+            t = time.perf_counter()
+            try:
+                p0, p1 = fn(a, b)
+            except Exception as exc:  # a failing method counts as a failure, never stops the run
+                print(f"[eval] {name} failed on {pr.pair_type} seed {pr.seed}: {exc}")
+                p0, p1 = np.zeros((0, 2)), np.zeros((0, 2))
+            dt = time.perf_counter() - t
+            p0 = (np.asarray(p0, np.float64) + 0.5) / sa - 0.5
+            p1 = (np.asarray(p1, np.float64) + 0.5) / sb - 0.5
+            e = corner_error(fit_affine(p0, p1), pr.H_0to1, pr.img0.shape)
+            errs.setdefault(pr.pair_type, {}).setdefault(name, []).append(e)
+            st = stats.setdefault(f"{pr.pair_type}|{name}", {"matches": [], "s": []})
+            st["matches"].append(len(p0))
+            st["s"].append(dt)
+
+    def summary(e: list[float], st: dict[str, list[float]]) -> dict[str, float]:
+        ea = np.asarray(e)
+        return {
+            "n": len(ea),
+            **{f"sr{t}": float((ea < t).mean()) for t in (5, 10, 20)},
+            **{f"auc{t}": auc(ea, t) for t in (5, 10, 20)},
+            "matches": float(np.mean(st["matches"])),
+            "s": float(np.mean(st["s"])),
+        }
+
+    per_type = {
+        t: {m: summary(e, stats[f"{t}|{m}"]) for m, e in d.items()} for t, d in errs.items()
+    }
+    overall = {}
+    for m in methods:
+        e = [x for d in errs.values() for x in d.get(m, [])]
+        st = {"matches": [x for k, v in stats.items() if k.endswith(f"|{m}") for x in v["matches"]],
+              "s": [x for k, v in stats.items() if k.endswith(f"|{m}") for x in v["s"]]}
+        overall[m] = summary(e, st)
+    return {"per_type": per_type, "overall": overall}
+
+
+def markdown_table(res: dict[str, Any], metrics: Sequence[str] = ("sr5", "sr10", "sr20", "auc10")) -> str:
+    """Per-type table: one row per (pair type, method)."""
+    lines = ["| pair type | method | n | " + " | ".join(m.upper() for m in metrics) + " | matches | s/pair |",
+             "|---|---|---|" + "---|" * len(metrics) + "---|---|"]
+    rows = list(res["per_type"].items()) + [("ALL", res["overall"])]
+    for t, d in rows:
+        for m, s in d.items():
+            vals = " | ".join(f"{100 * s[k]:.0f}%" if k.startswith("sr") else f"{s[k]:.3f}" for k in metrics)
+            lines.append(f"| {t} | {m} | {s['n']} | {vals} | {s['matches']:.0f} | {s['s']:.2f} |")
+    return "\n".join(lines)
+
+
+def run_eval(
+    suites: Sequence[str] = ("real", "synthetic"),
+    methods: Sequence[str] = ("universal", "classical", "sift"),
+    n_real: int = 50,
+    n_synth: int = 2,
+    real_root: str | Path = DEFAULT_REAL,
+    weights: str | None = None,
+    orientation_search: bool = True,
+    seed: int = 0,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate matchers on the chosen suites (the function behind ``xgeo eval``).
+
+    Args:
+        suites: any of ``"real"``, ``"synthetic"``.
+        methods: any of ``"universal"``, ``"classical"``, ``"sift"``.
+        n_real: pairs per real pair type.
+        n_synth: pairs per synthetic modality combination.
+        real_root: the real data folder.
+        weights: universal-matcher ``.safetensors`` (None = shipped).
+        orientation_search: universal matcher's 4-orientation search.
+        seed: suite seed.
+        out: optional JSON path for the results.
+        progress: show a progress bar.
+
+    Returns:
+        ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
+
+    Raises:
+        ConfigError: unknown suite or method.
+    """
+    bad = sorted(set(suites) - {"real", "synthetic"}) + sorted(set(methods) - {"universal", "classical", "sift"})
+    if bad:
+        raise ConfigError(f"Unknown suite(s)/method(s) {bad}; suites: real, synthetic; "
+                          "methods: universal, classical, sift")
+    fns: dict[str, MatchFn] = {}
+    for m in methods:
+        if m == "universal":
+            opts: dict[str, Any] = {"orientation_search": orientation_search}
+            if weights:
+                opts["weights"] = weights
+            fns[m] = _xgeo_method("universal", **opts)
+        elif m == "classical":
+            fns[m] = _xgeo_method("classical")
+        else:
+            fns[m] = sift_match
+    t = time.perf_counter()
+    res: dict[str, Any] = {"methods": list(methods)}
+    for s in suites:
+        pairs = real_suite(real_root, n_real, seed) if s == "real" else synthetic_suite(n_synth, seed=50_000_000 + seed)
+        res[s] = evaluate(fns, pairs, progress=progress)
+        if out:  # write partial results as we go
+            Path(out).write_text(json.dumps(res, indent=2))
+    res["seconds"] = time.perf_counter() - t
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(res, indent=2))
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="append", choices=["real", "synthetic"])
+    ap.add_argument("--method", action="append", choices=["universal", "classical", "sift"])
+    ap.add_argument("--n-real", type=int, default=50)
+    ap.add_argument("--n-synth", type=int, default=2)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--no-orientation-search", action="store_true")
+    ap.add_argument("--real-root", default=str(DEFAULT_REAL))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        cv2.setNumThreads(a.threads)
+    res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
+                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out)
+    for s in a.suite or ["real", "synthetic"]:
+        print(f"\n## {s}\n")
+        print(markdown_table(res[s]))
+    print(f"\n{res['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

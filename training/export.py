@@ -1,0 +1,90 @@
+"""Export a training result as the package's shipped weights + model card.
+
+    python -m training.export --ckpt training/runs/tiny/best.safetensors --out xgeo/matcher/weights/ \
+        [--eval-json training/runs/tiny/eval.json]
+
+Writes ``universal_<preset>.safetensors`` and ``universal_<preset>.json`` (preset, config,
+parameter count, data-engine version, training-config hash, steps, hardware, training time,
+metrics). ``--ckpt`` may be a run's ``best.safetensors`` (its ``best.json`` card is merged) or a
+``last.pt`` resume checkpoint (read with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xgeo.errors import WeightsError
+from xgeo.matcher.config import get_config
+from xgeo.matcher.model import UniversalMatcherNet
+from xgeo.matcher.weights import build_model, read_card, save_weights
+
+__all__ = ["export"]
+
+
+def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None = None,
+           extra: dict[str, Any] | None = None) -> Path:
+    """Write shipped weights and model card from a run's checkpoint.
+
+    Returns:
+        path of the written ``.safetensors``.
+
+    Raises:
+        WeightsError: unreadable checkpoint.
+    """
+    ckpt = Path(ckpt)
+    card: dict[str, Any] = {}
+    if ckpt.suffix == ".safetensors":
+        net = build_model(ckpt)
+        card.update(read_card(ckpt))
+    elif ckpt.suffix == ".pt":
+        ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+        cfg_path = ckpt.parent / "config.json"
+        model_cfg = dict(json.loads(cfg_path.read_text())["model"]) if cfg_path.is_file() else {}
+        net = UniversalMatcherNet(get_config(model_cfg.pop("preset", "tiny"), **model_cfg))
+        net.load_state_dict(ck["model"])
+        card["steps"] = int(ck["step"])
+    else:
+        raise WeightsError(f"{ckpt}: expected a .safetensors or a training .pt checkpoint")
+    run_cfg = ckpt.parent / "config.json"
+    if run_cfg.is_file():
+        rc = json.loads(run_cfg.read_text())
+        card["train_config_sha256"] = rc.get("sha256", card.get("train_config_sha256"))
+        card["train_config"] = {k: rc[k] for k in ("data", "model", "train") if k in rc}
+    try:
+        from xgeo.synth import ENGINE_VERSION
+
+        card["data_engine_version"] = str(ENGINE_VERSION)
+    except ImportError:
+        card["data_engine_version"] = "unknown"
+    card["format"] = "safetensors"
+    card["training_command"] = "python -m training.train --config training/configs/" + f"{net.cfg.preset}.yaml"
+    metrics = dict(card.get("metrics", {}))
+    if eval_json:
+        ev = json.loads(Path(eval_json).read_text())
+        for suite in ("real", "synthetic"):
+            if suite in ev:
+                metrics[f"{suite}_eval"] = ev[suite]
+    card["metrics"] = metrics
+    card.update(extra or {})
+    out = Path(out_dir) / f"universal_{net.cfg.preset}.safetensors"
+    return save_weights(net, out, card)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--out", default="xgeo/matcher/weights/")
+    ap.add_argument("--eval-json", default=None)
+    ap.add_argument("--bench-json", default=None, help="bench_matcher.py --json output to include")
+    a = ap.parse_args(argv)
+    extra = {"benchmark": json.loads(Path(a.bench_json).read_text())} if a.bench_json else None
+    print(export(a.ckpt, a.out, a.eval_json, extra))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The universal matcher behind the :class:`~xgeo.matcher.base.Matcher` contract.
+
+``load_matcher()`` / ``load_matcher("universal")`` return :class:`UniversalMatcher` with the weights
+shipped in ``xgeo/matcher/weights/`` (offline). Images of any size are resized so that the long
+side is at most ``max_side`` and padded to a multiple of 8; NaN (invalid) pixels are filled and
+matches landing on them are dropped; points come back in each input's own pixel coordinates.
+With ``orientation_search=True`` image 1 is also tried rotated by 90, 180 and 270 degrees and the
+orientation with the largest summed match confidence wins (the network is trained with
+rotations up to about +-50 degrees, so the four orientations cover any in-plane rotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from xgeo.errors import ConfigError
+from xgeo.matcher.base import Matcher, Matches, as_gray, register_matcher
+from xgeo.matcher.weights import build_model, read_card, shipped_weights_path
+
+__all__ = ["UniversalMatcher", "rot90_points_back"]
+
+_DEFAULTS: dict[str, Any] = {
+    "weights": None,  # path to a .safetensors file; None = shipped weights of `preset`
+    "device": None,  # "cpu", "cuda", "cuda:1"; None = CUDA when present
+    "preset": None,  # "tiny" | "base"; None = "tiny"
+    "orientation_search": True,  # also try img1 rotated by 90/180/270 deg
+    "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
+    "threshold": 0.2,  # coarse dual-softmax confidence threshold
+    "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
+    "autocast": True,  # bf16/fp16 autocast on CUDA
+    "batch_size": 8,  # pairs per forward pass in match_batch
+    "max_matches": None,  # keep at most this many (highest confidence); None = all
+}
+
+
+def rot90_points_back(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """Map ``(x, y)`` points of ``np.rot90(img, k)`` back to ``img`` coordinates.
+
+    Args:
+        pts: ``(N, 2)`` points in the rotated image.
+        k: number of counter-clockwise quarter turns used by ``np.rot90``.
+        shape: ``(H, W)`` of the *original* image.
+
+    Returns:
+        ``(N, 2)`` points in the original image.
+    """
+    h, w = shape
+    x, y = pts[:, 0], pts[:, 1]
+    k %= 4
+    if k == 0:
+        return pts.copy()
+    if k == 1:
+        return np.stack([w - 1 - y, x], -1)
+    if k == 2:
+        return np.stack([w - 1 - x, h - 1 - y], -1)
+    return np.stack([y, h - 1 - x], -1)
+
+
+class _Prepared:
+    """One image ready for the network: resized, filled, padded; knows how to map points back."""
+
+    def __init__(self, img: np.ndarray, max_side: int) -> None:
+        self.shape = img.shape
+        valid = np.isfinite(img)
+        self.valid = valid
+        fill = float(img[valid].mean()) if valid.any() else 0.0
+        a = np.where(valid, img, fill).astype(np.float32)
+        h, w = a.shape
+        self.scale = min(1.0, max_side / max(h, w))
+        if self.scale < 1.0:
+            nh, nw = max(8, round(h * self.scale)), max(8, round(w * self.scale))
+            a = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_AREA)
+            vr = cv2.resize(valid.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+            self.sx, self.sy = nw / w, nh / h
+        else:
+            vr = valid.astype(np.float32)
+            self.sx = self.sy = 1.0
+        nh, nw = a.shape
+        ph, pw = (-nh) % 8, (-nw) % 8
+        self.net_img = np.pad(a, ((0, ph), (0, pw)), constant_values=fill)
+        vp = np.pad(vr, ((0, ph), (0, pw)), constant_values=0.0)
+        hc, wc = self.net_img.shape[0] // 8, self.net_img.shape[1] // 8
+        self.cell_valid = vp.reshape(hc, 8, wc, 8).mean((1, 3)) > 0.5  # (hc, wc)
+
+    def rotated(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, coarse validity)`` rotated by ``k`` quarter turns."""
+        return np.ascontiguousarray(np.rot90(self.net_img, k)), np.ascontiguousarray(
+            np.rot90(self.cell_valid, k))
+
+    def to_input(self, pts: np.ndarray, k: int) -> np.ndarray:
+        """Network (rotated) coordinates -> input-image pixel coordinates."""
+        p = rot90_points_back(pts, k, self.net_img.shape)
+        return np.stack([(p[:, 0] + 0.5) / self.sx - 0.5, (p[:, 1] + 0.5) / self.sy - 0.5], -1)
+
+    def on_valid(self, pts: np.ndarray) -> np.ndarray:
+        """bool ``(N,)``: inside the image and on a valid (non-NaN) pixel."""
+        h, w = self.shape
+        xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        ok = np.zeros(len(pts), bool)
+        ok[inside] = self.valid[yi[inside], xi[inside]]
+        return ok
+
+
+class UniversalMatcher(Matcher):
+    """Learned detector-free matcher for any pair of modalities.
+
+    Args:
+        **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
+            ``orientation_search``, ``max_side``, ``threshold``, ``num_threads``, ``autocast``,
+            ``batch_size``, ``max_matches``). Unknown keys raise :class:`ConfigError`.
+
+    Raises:
+        WeightsError: no shipped weights yet, or a weights file that is not safetensors.
+    """
+
+    name = "universal"
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(_DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown option(s) {unknown} for the universal matcher; allowed: {sorted(_DEFAULTS)}"
+            )
+        o = {**_DEFAULTS, **options}
+        if not (64 <= int(o["max_side"]) <= 8192):
+            raise ConfigError(f"max_side={o['max_side']} must be in [64, 8192]")
+        if not (0.0 <= float(o["threshold"]) < 1.0):
+            raise ConfigError(f"threshold={o['threshold']} must be in [0, 1)")
+        self.opts = o
+        if o["num_threads"]:
+            torch.set_num_threads(int(o["num_threads"]))
+        self.device = torch.device(o["device"] or ("cuda" if torch.cuda.is_available() else "cpu"))
+        preset = o["preset"] or "tiny"
+        self.weights_path = Path(o["weights"]) if o["weights"] else shipped_weights_path(preset)
+        net = build_model(o["weights"], preset)
+        self.net = net.eval().fuse().to(self.device)
+        self.card = read_card(self.weights_path)
+        with self.weights_path.open("rb") as fh:
+            self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "preset": self.net.cfg.preset,
+            "weights": self.weights_path.name,
+            "weights_sha256": self.weights_sha256[:16],
+            "orientation_search": bool(self.opts["orientation_search"]),
+            "max_side": int(self.opts["max_side"]),
+            "threshold": float(self.opts["threshold"]),
+        }
+
+    # -- network calls -------------------------------------------------------------------------
+    def _forward(
+        self, imgs0: list[np.ndarray], imgs1: list[np.ndarray], m0: list[np.ndarray],
+        m1: list[np.ndarray],
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Run one same-shape batch. Returns per pair ``(p0 (N,2), p1 (N,2), conf (N,))``."""
+        dev = self.device
+        t0 = torch.from_numpy(np.stack(imgs0))[:, None].to(dev)
+        t1 = torch.from_numpy(np.stack(imgs1))[:, None].to(dev)
+        mk0 = torch.from_numpy(np.stack(m0).reshape(len(m0), -1)).to(dev)
+        mk1 = torch.from_numpy(np.stack(m1).reshape(len(m1), -1)).to(dev)
+        use_ac = bool(self.opts["autocast"]) and dev.type == "cuda"
+        dtype = torch.bfloat16 if use_ac and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_ac):
+            r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1)
+        b = r.b_ids.cpu().numpy()
+        p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
+        c = r.confidence.float().cpu().numpy()
+        return [(p0[b == i], p1[b == i], c[b == i]) for i in range(len(imgs0))]
+
+    def _finish(self, a: _Prepared, b: _Prepared, k: int, p0: np.ndarray, p1: np.ndarray,
+                c: np.ndarray, info: dict[str, Any]) -> Matches:
+        q0, q1 = a.to_input(p0, 0), b.to_input(p1, k)
+        ok = a.on_valid(q0) & b.on_valid(q1)
+        q0, q1, c = q0[ok], q1[ok], c[ok]
+        mm = self.opts["max_matches"]
+        if mm is not None and len(c) > int(mm):
+            top = np.argsort(-c)[: int(mm)]
+            q0, q1, c = q0[top], q1[top], c[top]
+        return Matches(q0.astype(np.float32), q1.astype(np.float32), c.astype(np.float32), info)
+
+    def _match_prepared(self, a: _Prepared, b: _Prepared) -> Matches:
+        t = time.perf_counter()
+        ks = (0, 1, 2, 3) if self.opts["orientation_search"] else (0,)
+        results: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for group in ((0, 2), (1, 3)):  # same shapes within a group: batch them
+            gk = [k for k in group if k in ks]
+            if not gk:
+                continue
+            rot = [b.rotated(k) for k in gk]
+            out = self._forward([a.net_img] * len(gk), [r[0] for r in rot],
+                                [a.cell_valid] * len(gk), [r[1] for r in rot])
+            results.update(zip(gk, out, strict=True))
+        scores = {k: float(v[2].sum()) for k, v in results.items()}
+        k = max(scores, key=lambda kk: scores[kk])
+        info = {"rotation_deg": 90 * k, "orientation_scores": scores,
+                "seconds": time.perf_counter() - t, "matcher": self.describe()}
+        return self._finish(a, b, k, *results[k], info)
+
+    # -- Matcher API ---------------------------------------------------------------------------
+    def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
+        """Match two float32 ``(H, W)`` images in [0, 1] (NaN = invalid).
+
+        Returns:
+            :class:`Matches` with ``points0 (N, 2)`` in ``img0`` and ``points1 (N, 2)`` in ``img1``.
+        """
+        ms = int(self.opts["max_side"])
+        a, b = _Prepared(img0, ms), _Prepared(img1, ms)
+        if not a.valid.any() or not b.valid.any():
+            return Matches.empty(reason="no valid pixels")
+        return self._match_prepared(a, b)
+
+    def match_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:
+        """Match many pairs; same-shape pairs share forward passes (the pipeline's tiles).
+
+        Args:
+            pairs: sequence of ``(img0, img1)`` arrays (any dtype, ``HxW`` or ``HxWxC``).
+
+        Returns:
+            one :class:`Matches` per pair, in order.
+        """
+        ms = int(self.opts["max_side"])
+        prepared = [(_Prepared(as_gray(x), ms), _Prepared(as_gray(y), ms)) for x, y in pairs]
+        out: list[Matches | None] = [None] * len(prepared)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, (a, b) in enumerate(prepared):
+            if not a.valid.any() or not b.valid.any():
+                out[i] = Matches.empty(reason="no valid pixels")
+            elif self.opts["orientation_search"]:
+                out[i] = self._match_prepared(a, b)
+            else:
+                groups.setdefault((a.net_img.shape, b.net_img.shape), []).append(i)
+        bs = max(1, int(self.opts["batch_size"]))
+        for idx in groups.values():
+            for s in range(0, len(idx), bs):
+                chunk = idx[s : s + bs]
+                t = time.perf_counter()
+                res = self._forward(
+                    [prepared[i][0].net_img for i in chunk], [prepared[i][1].net_img for i in chunk],
+                    [prepared[i][0].cell_valid for i in chunk], [prepared[i][1].cell_valid for i in chunk],
+                )
+                dt = (time.perf_counter() - t) / len(chunk)
+                for i, r in zip(chunk, res, strict=True):
+                    info = {"rotation_deg": 0, "seconds": dt, "matcher": self.describe()}
+                    out[i] = self._finish(prepared[i][0], prepared[i][1], 0, *r, info)
+        return [m if m is not None else Matches.empty() for m in out]
+
+
+@register_matcher("universal")
+def _make_universal(**options: Any) -> UniversalMatcher:
+    return UniversalMatcher(**options)

@@ -1,0 +1,346 @@
+"""Estimate the map-raster -> image pixel model: matcher tie points, then dense refinement.
+
+Frames: both rasters lie on the *image grid* (the image's own pixels); the map raster is the
+vector map rendered there by its (possibly wrong) georeferencing. The model maps a map-raster
+pixel to the image pixel that shows the same ground (``mov_to_ref`` with mov = map).
+
+Stages (each recorded in the returned ``info``):
+
+1. ``matcher``: the matcher (``img0`` = image, ``img1`` = map raster) on the whole grid or on
+   overlapping tiles; tie points fused by :func:`xgeo.geometry.fuse`.
+2. ``dense``: for linear models, a similarity correction ``S`` (shift, rotation, scale about
+   the grid centre) composed onto the tie-point model, found by maximising the mutual
+   information between the image and the warped map raster (Powell). Maps and images share
+   boundaries, not intensities, so an area-based criterion over every pixel complements tie
+   points where structure is sparse (glacier outlines, hillshades).
+3. ``rematch``: the matcher once more on the corrected map raster (residual offsets are then
+   small, where template matching is most precise), composed onto the dense model.
+
+The candidate with the highest mutual information wins; candidates within ``mi_tolerance`` of
+the best are ranked rematch > matcher > dense (tie points are sub-pixel where they exist).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import optimize
+
+from xgeo.errors import ConfigError, RegistrationError, XgeoError
+from xgeo.geometry import AffineModel, GeoModel, ShiftModel, fuse
+from xgeo.matcher import Matcher, Matches
+
+__all__ = ["Estimate", "estimate_map_to_image", "match_tiled", "mutual_information"]
+
+log = logging.getLogger(__name__)
+
+_LINEAR = ("shift", "affine")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Result of :func:`estimate_map_to_image`.
+
+    Attributes:
+        model: map-raster pixel -> image pixel.
+        kind: model kind (``shift | affine | poly2 | poly3 | tps``).
+        source: which stage produced it (``matcher | dense | rematch``).
+        qa: tie-point QA of the matcher stage (``xgeo.geometry.fuse`` fields) plus ``mi``.
+        info: per-stage diagnostics (JSON-able).
+    """
+
+    model: GeoModel
+    kind: str
+    source: str
+    qa: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _tiles(shape: tuple[int, int], size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    h, w = shape
+    if max(h, w) <= size + overlap:
+        return [(0, h, 0, w)]
+    step = size
+    out = []
+    for y0 in range(0, max(h - overlap, 1), step):
+        for x0 in range(0, max(w - overlap, 1), step):
+            out.append((y0, min(y0 + size + overlap, h), x0, min(x0 + size + overlap, w)))
+    return out
+
+
+def match_tiled(
+    matcher: Matcher, img: np.ndarray, map_raster: np.ndarray, tile: int = 1024, overlap: int = 96
+) -> tuple[Matches, np.ndarray]:
+    """Match ``img`` (img0) against ``map_raster`` (img1) on overlapping tiles of one grid.
+
+    Args:
+        matcher: any :class:`~xgeo.matcher.Matcher`.
+        img: float32 ``(H, W)`` image, NaN invalid.
+        map_raster: float32 ``(H, W)`` map raster on the same grid.
+        tile: tile side in px (the whole grid when it fits in ``tile + overlap``).
+        overlap: overlap between tiles in px.
+
+    Returns:
+        ``(matches, tile_ids)``: matches in full-grid pixels and ``(N,)`` spatial block ids
+        (256 px blocks of ``points0``) for the per-tile filter of the fusion.
+    """
+    parts: list[Matches] = []
+    for y0, y1, x0, x1 in _tiles(img.shape, tile, overlap):
+        m = matcher.match(img[y0:y1, x0:x1], map_raster[y0:y1, x0:x1])
+        if len(m):
+            parts.append(m.offset((x0, y0), (x0, y0)))
+    if not parts:
+        return Matches.empty(), np.zeros((0,), np.int64)
+    p0 = np.concatenate([p.points0 for p in parts])
+    p1 = np.concatenate([p.points1 for p in parts])
+    c = np.concatenate([p.confidence for p in parts])
+    m = Matches(p0, p1, c, dict(parts[0].info))
+    block = 256
+    bx = (p0[:, 0] // block).astype(np.int64)
+    by = (p0[:, 1] // block).astype(np.int64)
+    return m, by * 10_000 + bx
+
+
+def _quantise(a: np.ndarray, valid: np.ndarray, bins: int) -> np.ndarray:
+    v = a[valid]
+    lo, hi = (np.percentile(v, [1.0, 99.0]) if v.size else (0.0, 1.0))
+    if hi <= lo:
+        hi = lo + 1.0
+    q = np.clip(((np.where(valid, a, lo) - lo) / (hi - lo) * bins).astype(np.int32), 0, bins - 1)
+    return q
+
+
+def mutual_information(qa: np.ndarray, qb: np.ndarray, na: int, nb: int) -> float:
+    """Mutual information (nats) of two integer label arrays ``(N,)`` in ``[0, na)``, ``[0, nb)``."""
+    if qa.size == 0:
+        return 0.0
+    h = np.bincount(qa * nb + qb, minlength=na * nb).reshape(na, nb).astype(np.float64)
+    h /= h.sum()
+    pa = h.sum(1, keepdims=True)
+    pb = h.sum(0, keepdims=True)
+    nz = h > 0
+    return float((h[nz] * np.log(h[nz] / (pa @ pb)[nz])).sum())
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """NaN-aware ``f`` x ``f`` block mean of ``(H, W)`` (edges cropped)."""
+    if f <= 1:
+        return a
+    h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
+    b = a[:h, :w].reshape(h // f, f, w // f, f)
+    fin = np.isfinite(b)
+    cnt = fin.sum(axis=(1, 3))
+    s = np.where(fin, b, 0.0).sum(axis=(1, 3))
+    out = np.full(cnt.shape, np.nan, np.float32)
+    ok = cnt > (f * f) // 2
+    out[ok] = s[ok] / cnt[ok]
+    return out
+
+
+class _MIScore:
+    """MI between the image and the map raster warped by a 3x3 affine (map -> image pixels).
+
+    ``factor`` > 1 evaluates on block-averaged copies (the matrix is given in full-resolution
+    pixels and converted: a coarse pixel centre ``u`` is the fine point ``f u + (f - 1) / 2``).
+    """
+
+    def __init__(self, img: np.ndarray, map_raster: np.ndarray, factor: int = 1,
+                 bins_img: int = 32, bins_map: int = 16) -> None:
+        img = _block_mean(img, factor)
+        self.valid = np.isfinite(img)
+        self.qi = _quantise(img, self.valid, bins_img)
+        self.map = _block_mean(map_raster.astype(np.float32), factor)
+        self.ni, self.nm = bins_img, bins_map
+        self.h, self.w = img.shape
+        f = float(factor)
+        self._d = np.array([[f, 0.0, (f - 1) / 2], [0.0, f, (f - 1) / 2], [0.0, 0.0, 1.0]])
+        self._dinv = np.linalg.inv(self._d)
+
+    def __call__(self, m33: np.ndarray) -> float:
+        m = np.eye(3)
+        m[:2] = np.asarray(m33, float)[:2]
+        m = self._dinv @ m @ self._d
+        warped = cv2.warpAffine(self.map, m[:2], (self.w, self.h),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=-1.0)
+        v = self.valid & (warped >= 0)
+        if v.sum() < 0.2 * v.size:
+            return 0.0
+        qm = np.clip((warped[v] * self.nm).astype(np.int32), 0, self.nm - 1)
+        return mutual_information(self.qi[v], qm, self.ni, self.nm)
+
+
+def _similarity(p: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """3x3 similarity about ``centre`` from ``p = (tx, ty[, theta_deg, log_scale])``."""
+    tx, ty = p[0], p[1]
+    th = np.deg2rad(p[2]) if len(p) > 2 else 0.0
+    s = float(np.exp(p[3])) if len(p) > 3 else 1.0
+    r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) * s
+    t = centre - r @ centre + np.array([tx, ty])
+    out = np.eye(3)
+    out[:2, :2] = r
+    out[:2, 2] = t
+    return out
+
+
+def _as_model(m33: np.ndarray, kind: str) -> GeoModel:
+    if kind == "shift":
+        return ShiftModel(float(m33[0, 2]), float(m33[1, 2]))
+    return AffineModel(np.asarray(m33[:2], dtype=np.float64))
+
+
+def _dense_refine(img: np.ndarray, map_raster: np.ndarray, starts: list[np.ndarray], kind: str,
+                  max_evals: int = 300, search_px: int = 16) -> tuple[np.ndarray, float, int]:
+    """Maximise MI over a similarity correction ``S`` of ``S @ m0``, coarse to fine.
+
+    On the coarsest level a grid of shifts (and rotations of up to 1 degree) around each start
+    model picks ``m0``; Powell then refines on every level.
+
+    Returns:
+        ``(S @ m0 (3x3), MI at full resolution, number of MI evaluations)``.
+    """
+    h, w = img.shape
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    n = 2 if kind == "shift" else 4
+    evals = 0
+    levels = [f for f in (4, 2, 1) if min(h, w) // f >= 64]
+    p = np.zeros(n)
+    m0 = starts[0]
+    for i, f in enumerate(levels):
+        score = _MIScore(img, map_raster, factor=f)
+
+        def neg(q: np.ndarray, score: _MIScore = score) -> float:
+            nonlocal evals
+            evals += 1
+            return -score(_similarity(q, centre) @ m0)
+
+        if i == 0:  # grid of shifts and small rotations around every start
+            best = (np.inf, p, m0)
+            angles = [0.0] if n == 2 else [-1.0, -0.5, 0.0, 0.5, 1.0]
+            step = max(1, f // 2)
+            for m0 in starts:
+                for th in angles:
+                    for dy in range(-search_px, search_px + 1, step):
+                        for dx in range(-search_px, search_px + 1, step):
+                            q = np.array([dx, dy, th, 0.0][:n], float)
+                            v = neg(q)
+                            if v < best[0]:
+                                best = (v, q, m0)
+            _, p, m0 = best
+        scale = np.array([f, f, 0.25 * f, 0.002 * f][:n])  # initial Powell directions
+        res = optimize.minimize(neg, p, method="Powell",
+                                options={"xtol": 1e-3, "ftol": 1e-6,
+                                         "maxfev": max_evals // (1 + i),
+                                         "direc": np.diag(scale)})
+        q = np.asarray(res.x, float)
+        if n == 2 or (abs(q[2]) <= 5.0 and abs(q[3]) <= 0.05):  # else implausible: keep p
+            p = q
+    final = _MIScore(img, map_raster)
+    m = _similarity(p, centre) @ m0
+    return m, final(m), evals
+
+
+def _fuse(m: Matches, tile_ids: np.ndarray, kind: str, pixel_size: float,
+          threshold: float) -> tuple[GeoModel, dict[str, Any]]:
+    # src = map raster pixels, dst = image pixels: the model maps map -> image.
+    res = fuse(m.points1, m.points0, m.confidence, tile_ids, kind=kind, pixel_size=pixel_size,
+               threshold=threshold)
+    return res.model, dict(res.qa)
+
+
+def estimate_map_to_image(
+    img: np.ndarray,
+    map_raster: np.ndarray,
+    matcher: Matcher,
+    *,
+    kind: str = "auto",
+    pixel_size: float = 1.0,
+    threshold: float = 3.0,
+    dense: bool = True,
+    rematch: bool = True,
+    mi_tolerance: float = 0.002,
+    max_evals: int = 300,
+) -> Estimate:
+    """Fit the map-raster -> image pixel model (see the module docstring for the stages).
+
+    Args:
+        img: float32 ``(H, W)`` image in [0, 1], NaN invalid.
+        map_raster: float32 ``(H, W)`` rendered map on the same grid.
+        matcher: matcher to use.
+        kind: ``auto | shift | affine | poly2 | poly3 | tps``.
+        pixel_size: metres per pixel (QA in metres).
+        threshold: inlier threshold of the fusion, px.
+        dense: run the mutual-information refinement (linear models only).
+        rematch: match again after the dense stage.
+        mi_tolerance: MI differences (nats) below this count as ties.
+        max_evals: largest number of MI evaluations per Powell run.
+
+    Returns:
+        :class:`Estimate`.
+
+    Raises:
+        RegistrationError: no stage produced a model.
+    """
+    if img.shape != map_raster.shape:
+        raise ConfigError(f"image {img.shape} and map raster {map_raster.shape} differ in shape")
+    info: dict[str, Any] = {"matcher": matcher.describe().get("name", type(matcher).__name__)}
+    cands: dict[str, tuple[np.ndarray | None, GeoModel, str, dict[str, Any]]] = {}
+    m, tids = match_tiled(matcher, img, map_raster)
+    info["n_matches"] = len(m)
+    qa: dict[str, Any] = {}
+    try:
+        model0, qa = _fuse(m, tids, kind, pixel_size, threshold)
+        mat0 = model0.to_matrix()
+        cands["matcher"] = (mat0, model0, model0.kind, qa)
+        info["matcher_qa"] = {k: qa.get(k) for k in ("model", "n_tiepoints", "n_inliers",
+                                                     "rmse_px", "ce90_px")}
+    except (RegistrationError, XgeoError, ValueError) as exc:
+        info["matcher_error"] = str(exc)
+        model0, mat0 = None, None
+    lin_kind = kind if kind in _LINEAR else "affine"
+    linear_ok = kind in ("auto", *_LINEAR) and (model0 is None or mat0 is not None)
+    score = _MIScore(img, map_raster)
+    if dense and linear_ok:
+        starts = [np.eye(3)] if mat0 is None else [np.asarray(mat0, float), np.eye(3)]
+        m_dense, mi_dense, evals = _dense_refine(img, map_raster, starts, lin_kind, max_evals)
+        info["dense"] = {"mi": mi_dense, "evals": evals}
+        cands["dense"] = (m_dense, _as_model(m_dense, lin_kind), lin_kind, {})
+        if rematch:
+            warped = cv2.warpAffine(map_raster, m_dense[:2], (img.shape[1], img.shape[0]),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=0.0)
+            m2, t2 = match_tiled(matcher, img, warped)
+            try:
+                r_model, qa2 = _fuse(m2, t2, lin_kind, pixel_size, threshold)
+                m_re = r_model.to_matrix() @ m_dense
+                cands["rematch"] = (m_re, _as_model(m_re, lin_kind), lin_kind, qa2)
+                info["rematch_qa"] = {k: qa2.get(k) for k in ("model", "n_tiepoints",
+                                                             "n_inliers", "rmse_px", "ce90_px")}
+            except (RegistrationError, XgeoError, ValueError) as exc:
+                info["rematch_error"] = str(exc)
+    if not cands:
+        raise RegistrationError(
+            f"no model: {info.get('matcher_error', 'matching failed')}. Hint: check that map and "
+            "image overlap, or try --model shift")
+    mis = {}
+    for name, (mat, _, _, _) in cands.items():
+        mis[name] = score(mat) if mat is not None else float("nan")
+    info["mi"] = mis
+    info["mi_identity"] = score(np.eye(3))
+    finite = {k: v for k, v in mis.items() if np.isfinite(v)}
+    if finite:
+        best = max(finite.values())
+        ranked = [k for k in ("rematch", "matcher", "dense")
+                  if k in finite and finite[k] >= best - mi_tolerance]
+        chosen = ranked[0]
+    else:  # non-linear tie-point model only
+        chosen = "matcher"
+    _, model, kind_out, qa_c = cands[chosen]
+    out_qa = dict(qa_c or qa)
+    out_qa["mi"] = mis.get(chosen)
+    info["chosen"] = chosen
+    return Estimate(model=model, kind=kind_out, source=chosen, qa=out_qa, info=info)
