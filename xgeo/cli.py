@@ -107,10 +107,10 @@ def demo(
         with console.status(f"generating a {size}x{size} {ref_modality}/{mov_modality} world"):
             truth = write_scene_pair(out_dir, seed, shape=(size, size), ref_modality=ref_modality,
                                      mov_modality=mov_modality)
-        console.print(f"scenes written in {time.perf_counter() - t0:.1f} s: "
-                      f"{truth.ref_path}, {truth.mov_path}")
+        ref_path, mov_path = out_dir / truth.files["ref"], out_dir / truth.files["mov"]
+        console.print(f"scenes written in {time.perf_counter() - t0:.1f} s: {ref_path}, {mov_path}")
         cfg = _config(matcher=matcher, model=model)
-        res = run(truth.ref_path, truth.mov_path, out_dir / "registered.tif", cfg,
+        res = run(ref_path, mov_path, out_dir / "registered.tif", cfg,
                   report=out_dir / "report.json", workdir=out_dir / "work", progress=True)
     except XgeoError as exc:
         _fail(exc)
@@ -121,12 +121,15 @@ def demo(
     t.add_column("quantity")
     t.add_column("true", justify="right")
     t.add_column("recovered", justify="right")
-    true_lin = describe_linear(truth.linear_matrix())
-    m = res.report.get("mov_to_ref_pixel")
-    rec_lin = describe_linear(np.asarray(m)) if m is not None else {}
-    for k in ("shift_x", "shift_y", "rotation_deg", "scale_x", "scale_y"):
-        rv = rec_lin.get(k)
-        t.add_row(k, f"{true_lin[k]:.4f}", "-" if rv is None else f"{rv:.4f}")
+    c = np.array([[(size - 1) / 2, (size - 1) / 2]])
+    d_true = (truth.mov_to_ref(c) - c)[0]
+    d_rec = (res.mov_file_to_ref(c) - c)[0]
+    true_lin = describe_linear(truth.mov_to_ref_matrix)
+    rec_lin = describe_linear(np.asarray(res.report.get("mov_to_ref_pixel_approx", np.eye(3))))
+    t.add_row("shift x at centre (px)", f"{d_true[0]:+.3f}", f"{d_rec[0]:+.3f}")
+    t.add_row("shift y at centre (px)", f"{d_true[1]:+.3f}", f"{d_rec[1]:+.3f}")
+    t.add_row("rotation (deg)", f"{true_lin['rotation_deg']:+.4f}", f"{rec_lin['rotation_deg']:+.4f}")
+    t.add_row("scale", f"{true_lin['scale_x']:.5f}", f"{rec_lin['scale_x']:.5f}")
     t.add_row("local distortion (max px)", f"{truth.local_px:.2f}", res.fit.model.kind)
     console.print(t)
     console.print(f"check-point error over a 32x32 grid: RMSE [bold]{err['rmse_px']:.3f} px[/], "
