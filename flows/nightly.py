@@ -27,7 +27,7 @@ from flows import tasks
 from flows.register import SceneOutcome, run_scenes
 from flows.runners import open_cluster
 
-__all__ = ["nightly", "summary_table", "write_night_catalog"]
+__all__ = ["nightly", "summary_table", "write_night_catalog", "main"]
 
 
 def summary_table(outcomes: Sequence[SceneOutcome], title: str = "xgeo night") -> str:
@@ -129,3 +129,26 @@ def nightly(
     (night_dir / "summary.txt").write_text(text)
     print(text)
     return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m flows.nightly CATALOG OUT_DIR [--night N] [--address A] [--matcher M]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m flows.nightly", description=nightly.__doc__)
+    ap.add_argument("catalog")
+    ap.add_argument("out_dir")
+    ap.add_argument("--night", default=None)
+    ap.add_argument("--address", default=os.environ.get("XGEO_DASK_ADDRESS"))
+    ap.add_argument("--matcher", default=None, help="e.g. classical (default: auto)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None, help="local cluster workers")
+    args = ap.parse_args(argv)
+    summary = nightly(catalog=args.catalog, out_dir=args.out_dir, night=args.night,
+                      address=args.address, n_workers=args.workers, batch_size=args.batch_size,
+                      config={"matcher": args.matcher} if args.matcher else None)
+    raise SystemExit(1 if summary["counts"]["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,7 @@ __all__ = [
     "evaluate",
     "run_eval",
     "markdown_table",
+    "merge_results",
     "REAL_PAIR_TYPES",
 ]
 
@@ -469,6 +470,21 @@ def run_eval(
     return res
 
 
+def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Add the methods of result ``b`` (same suites, seeds and pair counts) to result ``a``."""
+    out = json.loads(json.dumps(a))
+    for suite in ("real", "synthetic"):
+        if suite not in a or suite not in b:
+            continue
+        for t, d in b[suite]["per_type"].items():
+            for m, s in d.items():
+                out[suite]["per_type"].setdefault(t, {}).setdefault(m, s)
+        for m, s in b[suite]["overall"].items():
+            out[suite]["overall"].setdefault(m, s)
+    out["methods"] = list(dict.fromkeys(list(a.get("methods", [])) + list(b.get("methods", []))))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", action="append", choices=["real", "synthetic"])
@@ -480,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     a = ap.parse_args(argv)
     if a.threads:
         import torch
@@ -488,6 +505,10 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
                    a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out)
+    if a.merge:
+        res = merge_results(res, json.loads(Path(a.merge).read_text()))
+        if a.out:
+            Path(a.out).write_text(json.dumps(res, indent=2))
     for s in a.suite or ["real", "synthetic"]:
         print(f"\n## {s}\n")
         print(markdown_table(res[s]))

@@ -129,8 +129,8 @@ def main() -> None:
     base = rows[0]
     print(f"\nprepare_pair peak RSS vs scene size (tile {a.tile_size}, halo 64, uint16 inputs, "
           f"ratios vs {base['n']}^2)")
-    print(f"| scene | raw MB per input | tiles kept/skipped | peak RSS MB | ratio | "
-          f"RSS after imports MB | seconds | Mpx/s |")
+    print("| scene | raw MB per input | tiles kept/skipped | peak RSS MB | ratio | "
+          "RSS after imports MB | seconds | Mpx/s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         n = r["n"]

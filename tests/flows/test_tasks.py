@@ -91,6 +91,13 @@ def test_open_cluster_gpu_fallback_and_submit(pair: tuple[Path, Path], tmp_path:
         (out,) = submit_batches(h, [("xgeo-match-test", plan.to_json(),
                                      [t.to_json() for t in plan.tiles], cfg)])
     assert out[0]["status"] == "ok"
+    # workers advertising GPU=1 (as dask-cuda workers do): batches carry the GPU annotation
+    with open_cluster(use_gpu=False, processes=False, n_workers=1, dashboard_address=None,
+                      cluster_kwargs={"resources": {"GPU": 1}}) as h:
+        assert h.gpu
+        (out,) = submit_batches(h, [("xgeo-match-gpu", plan.to_json(),
+                                     [t.to_json() for t in plan.tiles], cfg)])
+        assert out[0]["status"] == "ok"
 
 
 def test_make_task_runner_choices() -> None:

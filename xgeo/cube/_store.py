@@ -225,6 +225,11 @@ def append_to_cube(
                                                 errors="ignore")
             head.to_zarr(cube, region={"time": slice(index, index + 1)}, mode="r+",
                          consolidated=False)
+            # xarray leaves index coordinates alone in region writes: write time ourselves,
+            # encoded as on creation (int64 seconds since the epoch).
+            seconds = int((head["time"].values[0] - np.datetime64("1970-01-01T00:00:00", "ns"))
+                          // np.timedelta64(1, "s"))
+            zarr.open_group(str(cube), mode="r+")["time"][index] = seconds
         # Pixels and QA of this slice: chunks of this time index belong to this writer alone.
         on_grid = _onto_grid(data, t, crs, gt, gcrs, shape)
         ds = _slice_dataset(on_grid, gt, gcrs, names, time, qa, scene_id, href)

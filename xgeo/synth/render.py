@@ -244,23 +244,30 @@ def _optical(world: World, rng: np.random.Generator, season: str | None = None,
         if roof_vals is not None:
             flat[b_idx] = roof_vals[:, b]
         np.multiply(band, gain, out=img[b])
-    # haze: additive path radiance, strongest in blue, smoothly varying
+    del gain, grain, tex_amp, cos_i, illum
+    # haze: additive path radiance, strongest in blue, smoothly varying (in place, per band)
     if haze > 0:
         hz = haze * (0.6 + 0.4 * np.clip(0.5 + 0.3 * smooth_noise(rng, (h, w), max(h, w) / 3), 0, 1))
-        path = np.array([0.10, 0.12, 0.16, 0.05], np.float32)[:, None, None]
-        img = img * (1 - 0.5 * hz)[None] + path * hz[None]
+        keep = 1 - 0.5 * hz
+        for b, path in enumerate((0.10, 0.12, 0.16, 0.05)):
+            img[b] *= keep
+            img[b] += np.float32(path) * hz
+        del hz, keep
     valid = None
     if cloud_cover > 0:
         c = fractal_noise(rng, (h, w), beta=2.6)
         thr = float(np.quantile(c[::4, ::4], 1.0 - cloud_cover))
         cloud = np.clip((c - thr) * 2.0, 0.0, 1.0).astype(np.float32)
+        del c
         cloud_h = rng.uniform(800.0, 3000.0)
         d = cloud_h / np.tan(np.radians(el)) / world.pixel_size
         azr = np.radians(az)
-        shadow = shift_image(cloud, -np.sin(azr) * d, np.cos(azr) * d)
-        img = img * (1 - 0.65 * shadow)[None]
-        cv = np.array([0.75, 0.76, 0.78, 0.72], np.float32)[:, None, None]
-        img = img * (1 - cloud)[None] + cv * cloud[None]
+        shade = 1 - 0.65 * shift_image(cloud, -np.sin(azr) * d, np.cos(azr) * d)
+        clear = 1 - cloud
+        for b, cv in enumerate((0.75, 0.76, 0.78, 0.72)):
+            img[b] *= shade
+            img[b] *= clear
+            img[b] += np.float32(cv) * cloud
         valid = cloud < 0.5
     np.clip(img, 0.0, 1.0, out=img)
     return img.astype(np.float32, copy=False), valid
@@ -376,7 +383,9 @@ def _sar(world: World, rng: np.random.Generator, enl: float | None = None,
     cos_loc = np.clip(cos_loc, 0.05, 1.0)
     sin_loc = np.sqrt(1.0 - cos_loc * cos_loc)
     # angular law and ground-range area normalisation (fore-slopes bright, back-slopes dark)
-    sig = 10.0 ** (s_db / np.float32(10.0)) * (cos_loc / np.float32(np.cos(th))) ** expo
+    ln10 = np.float32(np.log(10.0) / 10.0)
+    # 10 ** (dB / 10) * (cos_loc / cos th) ** expo, as one exp (much cheaper than pow)
+    sig = np.exp(s_db * ln10 + expo * np.log(cos_loc * np.float32(1.0 / np.cos(th))))
     sig *= np.float32(np.sin(th)) / np.maximum(sin_loc, np.float32(0.17))
     sig[shadow] = 0.0
     # buildings: double bounce at walls facing the sensor, radar shadow behind
@@ -401,7 +410,7 @@ def _sar(world: World, rng: np.random.Generator, enl: float | None = None,
         sig[fold] *= 3.0
     sig = sig.astype(np.float32) + np.float32(10.0 ** (nesz_db / 10.0))
     if speckle:
-        sig *= rng.gamma(enl, 1.0 / enl, (h, w)).astype(np.float32)
+        sig *= rng.standard_gamma(enl, (h, w), dtype=np.float32) * np.float32(1.0 / enl)
     if linear:
         return sig, None
     return (np.float32(10.0) * np.log10(np.maximum(sig, np.float32(1e-6)))).astype(np.float32), None

@@ -214,7 +214,7 @@ def warp_image(img: np.ndarray, flow: np.ndarray, fill: float = 0.0,
 
 
 def _local_steps(rng: np.random.Generator, shape: tuple[int, int], amplitude_px: float,
-                 n_steps: int = 2, n_terms: int = 2) -> tuple[_Shear, ...]:
+                 n_steps: int = 2, n_terms: int = 1) -> tuple[_Shear, ...]:
     h, w = shape
     size = float(max(h, w))
     centre = ((w - 1) / 2.0, (h - 1) / 2.0)

@@ -305,8 +305,16 @@ def estimate_map_to_image(
     linear_ok = kind in ("auto", *_LINEAR) and (model0 is None or mat0 is not None)
     score = _MIScore(img, map_raster)
     if dense and linear_ok:
-        starts = [np.eye(3)] if mat0 is None else [np.asarray(mat0, float), np.eye(3)]
-        m_dense, mi_dense, evals = _dense_refine(img, map_raster, starts, lin_kind, max_evals)
+        strong = (mat0 is not None and qa.get("n_inliers", 0) >= 12
+                  and (qa.get("rmse_px") or np.inf) <= 1.0)
+        if mat0 is None:
+            starts, search = [np.eye(3)], 16
+        elif strong:  # trusted tie points: only polish around them
+            starts, search = [np.asarray(mat0, float)], 4
+        else:
+            starts, search = [np.asarray(mat0, float), np.eye(3)], 16
+        m_dense, mi_dense, evals = _dense_refine(img, map_raster, starts, lin_kind, max_evals,
+                                                 search_px=search)
         info["dense"] = {"mi": mi_dense, "evals": evals}
         cands["dense"] = (m_dense, _as_model(m_dense, lin_kind), lin_kind, {})
         if rematch:

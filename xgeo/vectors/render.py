@@ -84,7 +84,7 @@ def render_map(
         layers = {"layer": layers}
     s = int(style.supersample)
     h, w = int(shape[0]), int(shape[1])
-    t_s = transform * Affine.scale(1.0 / s)
+    t_s = transform @ Affine.scale(1.0 / s)
     px = float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d)))
     fine = np.zeros((h * s, w * s), np.float32)
     n_layers = max(len(layers), 1)
