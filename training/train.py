@@ -116,7 +116,11 @@ class SyntheticPairs(torch.utils.data.Dataset):
         mods = list(self.data.get("modalities", [None]))
         anchor = float(self.data.get("optical_anchor_prob", 0.0))
         mod0, mod1 = rng.choice(mods), rng.choice(mods)
-        if rng.random() < anchor:  # one side optical, as in most real registrations
+        t = step / max(1, int(self.data.get("ramp_steps", 1)))
+        same = _lerp(*self.data.get("same_modality_prob", [0.0, 0.0]), t)
+        if rng.random() < same:  # easy pairs first: same modality, different rendering
+            mod1 = mod0
+        elif rng.random() < anchor:  # one side optical, as in most real registrations
             mod0 = "optical"
             if rng.random() < 0.5:
                 mod0, mod1 = mod1, mod0

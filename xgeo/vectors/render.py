@@ -37,14 +37,14 @@ class MapStyle:
     """
 
     polygon_fill: float = 0.45
-    boundary: float = 1.0
+    boundary: float = 0.45
     boundary_width: float = 1.5
     line: float = 1.0
     line_width: float = 2.0
     point: float = 1.0
     point_radius: float = 1.5
     supersample: int = 4
-    blur_sigma: float = 0.7
+    blur_sigma: float = 1.0
 
     def __post_init__(self) -> None:
         if self.supersample < 1 or self.supersample > 16:
