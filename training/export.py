@@ -26,8 +26,25 @@ from xgeo.matcher.weights import build_model, read_card, save_weights
 __all__ = ["export"]
 
 
+def select_threshold(net: UniversalMatcherNet, n_pairs: int = 24, size: int = 256,
+                     candidates: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)) -> dict[str, Any]:
+    """Pick the coarse threshold with the best SR@10 (ties: precision) on held-out synthetic pairs.
+
+    Uses seeds 60,000,000+ (neither training nor checkpoint-selection pairs); never real data.
+    """
+    from training.train import validate
+    from xgeo.synth import make_pair
+
+    pairs = [make_pair(60_000_000 + k, size=size, max_rotation_deg=45.0, scale_range=(0.6, 1.7))
+             for k in range(n_pairs)]
+    net = net.eval()
+    table = {str(t): validate(net, pairs, threshold=t) for t in candidates}
+    best = max(candidates, key=lambda t: (table[str(t)]["sr10"], table[str(t)]["precision3"]))
+    return {"threshold": best, "selection": table}
+
+
 def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None = None,
-           extra: dict[str, Any] | None = None) -> Path:
+           extra: dict[str, Any] | None = None, pick_threshold: bool = False) -> Path:
     """Write shipped weights and model card from a run's checkpoint.
 
     Returns:
@@ -71,6 +88,8 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
                 metrics[f"{suite}_eval"] = ev[suite]
     card["metrics"] = metrics
     card.update(extra or {})
+    if pick_threshold:
+        card["inference"] = select_threshold(net)
     out = Path(out_dir) / f"universal_{net.cfg.preset}.safetensors"
     return save_weights(net, out, card)
 
@@ -81,9 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="xgeo/matcher/weights/")
     ap.add_argument("--eval-json", default=None)
     ap.add_argument("--bench-json", default=None, help="bench_matcher.py --json output to include")
+    ap.add_argument("--pick-threshold", action="store_true",
+                    help="choose the inference threshold on held-out synthetic pairs")
     a = ap.parse_args(argv)
     extra = {"benchmark": json.loads(Path(a.bench_json).read_text())} if a.bench_json else None
-    print(export(a.ckpt, a.out, a.eval_json, extra))
+    print(export(a.ckpt, a.out, a.eval_json, extra, a.pick_threshold))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import rasterio
+import rioxarray  # noqa: F401 - registers the .rio accessor used on cube datasets
 import xarray as xr
 import zarr
 from affine import Affine
@@ -215,7 +216,7 @@ def append_to_cube(
             else:  # reserve a slice: grow the time axis of every time-indexed array
                 index = len(existing)
                 group = zarr.open_group(str(cube), mode="r+")
-                for name, arr in group.arrays():
+                for _name, arr in group.arrays():
                     dims = arr.metadata.dimension_names or ()
                     if dims and dims[0] == "time":
                         arr.resize((index + 1, *arr.shape[1:]))

@@ -33,7 +33,7 @@ _DEFAULTS: dict[str, Any] = {
     "preset": None,  # "tiny" | "base"; None = "tiny"
     "orientation_search": True,  # also try img1 rotated by 90/180/270 deg
     "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
-    "threshold": 0.2,  # coarse dual-softmax confidence threshold
+    "threshold": None,  # coarse dual-softmax confidence threshold; None = model card's (or 0.2)
     "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
     "autocast": True,  # bf16/fp16 autocast on CUDA
     "batch_size": 8,  # pairs per forward pass in match_batch
@@ -133,7 +133,7 @@ class UniversalMatcher(Matcher):
         o = {**_DEFAULTS, **options}
         if not (64 <= int(o["max_side"]) <= 8192):
             raise ConfigError(f"max_side={o['max_side']} must be in [64, 8192]")
-        if not (0.0 <= float(o["threshold"]) < 1.0):
+        if o["threshold"] is not None and not (0.0 <= float(o["threshold"]) < 1.0):
             raise ConfigError(f"threshold={o['threshold']} must be in [0, 1)")
         self.opts = o
         if o["num_threads"]:
@@ -144,6 +144,8 @@ class UniversalMatcher(Matcher):
         net = build_model(o["weights"], preset)
         self.net = net.eval().fuse().to(self.device)
         self.card = read_card(self.weights_path)
+        if o["threshold"] is None:
+            o["threshold"] = float(self.card.get("inference", {}).get("threshold", 0.2))
         with self.weights_path.open("rb") as fh:
             self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
 

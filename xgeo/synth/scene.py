@@ -110,7 +110,7 @@ def _atomic_path(final: Path) -> Path:
 
 
 def _write_tif(path: Path, data: np.ndarray, world: World, descriptions: list[str],
-               nodata: float | None) -> None:
+               nodata: float | None, modality: str | None = None) -> None:
     import rasterio
 
     arr = data if data.ndim == 3 else data[None]
@@ -125,6 +125,8 @@ def _write_tif(path: Path, data: np.ndarray, world: World, descriptions: list[st
         profile["nodata"] = nodata
     try:
         with rasterio.open(tmp, "w", **profile) as ds:
+            if modality:
+                ds.update_tags(XGEO_MODALITY=modality)  # read by xgeo.scenes.infer_modality
             for i in range(arr.shape[0]):
                 ds.write(arr[i], i + 1)
                 ds.set_band_description(i + 1, descriptions[i])
@@ -200,7 +202,7 @@ def write_scene_pair(out_dir: str | os.PathLike[str], seed: int,
                      **{**defaults.get(ref_modality, {}), **(ref_style or {})})
     arr, names, nodata = _encode(ref_img, ref_modality)
     del ref_img
-    _write_tif(out / "ref.tif", arr, world, names, nodata)
+    _write_tif(out / "ref.tif", arr, world, names, nodata, ref_modality)
     del arr
 
     # moving: rendered on the big world, resampled once (rows in blocks to bound memory)
@@ -221,7 +223,7 @@ def write_scene_pair(out_dir: str | os.PathLike[str], seed: int,
     arr, names, nodata = _encode(np.nan_to_num(mov_img, nan=0.0) if mov_modality in
                                  ("optical", "map") else mov_img, mov_modality)
     del mov, mov_img
-    _write_tif(out / "mov.tif", arr, world, names, nodata)
+    _write_tif(out / "mov.tif", arr, world, names, nodata, mov_modality)
     del arr
 
     files = {"ref": "ref.tif", "mov": "mov.tif", "truth": "truth.json"}

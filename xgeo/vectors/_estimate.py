@@ -213,24 +213,26 @@ def _dense_refine(img: np.ndarray, map_raster: np.ndarray, starts: list[np.ndarr
     for i, f in enumerate(levels):
         score = _MIScore(img, map_raster, factor=f)
 
-        def neg(q: np.ndarray, score: _MIScore = score) -> float:
-            nonlocal evals
-            evals += 1
-            return -score(_similarity(q, centre) @ m0)
-
         if i == 0:  # grid of shifts and small rotations around every start
             best = (np.inf, p, m0)
             angles = [0.0] if n == 2 else [-1.0, -0.5, 0.0, 0.5, 1.0]
             step = max(1, f // 2)
-            for m0 in starts:
+            for start in starts:
                 for th in angles:
                     for dy in range(-search_px, search_px + 1, step):
                         for dx in range(-search_px, search_px + 1, step):
                             q = np.array([dx, dy, th, 0.0][:n], float)
-                            v = neg(q)
+                            v = -score(_similarity(q, centre) @ start)
+                            evals += 1
                             if v < best[0]:
-                                best = (v, q, m0)
+                                best = (v, q, start)
             _, p, m0 = best
+
+        def neg(q: np.ndarray, score: _MIScore = score, base: np.ndarray = m0) -> float:
+            nonlocal evals
+            evals += 1
+            return -score(_similarity(q, centre) @ base)
+
         scale = np.array([f, f, 0.25 * f, 0.002 * f][:n])  # initial Powell directions
         res = optimize.minimize(neg, p, method="Powell",
                                 options={"xtol": 1e-3, "ftol": 1e-6,
