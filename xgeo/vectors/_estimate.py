@@ -266,6 +266,7 @@ def estimate_map_to_image(
     rematch: bool = True,
     mi_tolerance: float = 0.002,
     max_evals: int = 300,
+    min_mi: float = 0.02,
 ) -> Estimate:
     """Fit the map-raster -> image pixel model (see the module docstring for the stages).
 
@@ -280,6 +281,9 @@ def estimate_map_to_image(
         rematch: match again after the dense stage.
         mi_tolerance: MI differences (nats) below this count as ties.
         max_evals: largest number of MI evaluations per Powell run.
+        min_mi: when no tie-point model is trustworthy (>= 12 inliers, RMSE <= 1 px), a best
+            MI below this (nats) means map and image share too little structure: raise rather
+            than move the map by noise.
 
     Returns:
         :class:`Estimate`.
@@ -349,6 +353,14 @@ def estimate_map_to_image(
         chosen = ranked[0]
     else:  # non-linear tie-point model only
         chosen = "matcher"
+    trusted = any(c[3].get("n_inliers", 0) >= 12 and (c[3].get("rmse_px") or np.inf) <= 1.0
+                  for c in cands.values() if c[3])
+    if finite and not trusted and max(finite.values()) < min_mi:
+        raise RegistrationError(
+            f"map and image share too little structure (best mutual information "
+            f"{max(finite.values()):.4f} < {min_mi} nats, no trustworthy tie points: "
+            f"{info.get('matcher_error', info.get('matcher_qa'))}). Hint: the map layers may not "
+            "be visible in this image; try another band or modality")
     _, model, kind_out, qa_c = cands[chosen]
     out_qa = dict(qa_c or qa)
     out_qa["mi"] = mis.get(chosen)
