@@ -143,7 +143,7 @@ def open_cluster(
     kwargs = dict(cluster_kwargs or {})
     cluster = None
     if address:
-        client = Client(address, timeout="30s")
+        client = Client(address, timeout="30s", set_as_default=False)
         kind = "address"
     else:
         want_gpu = gpu_count() > 0 if use_gpu is None else use_gpu
@@ -165,7 +165,7 @@ def open_cluster(
                 processes=processes, dashboard_address=dashboard_address, **kwargs,
             )
             kind = "local"
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
     try:
         try:
             client.register_plugin(XgeoWorkerSetup())

@@ -78,7 +78,7 @@ def loopback_cluster() -> Iterator[LoopbackCluster]:
         deadline = time.monotonic() + 90
         while True:
             try:
-                with Client(address, timeout="5s") as c:
+                with Client(address, timeout="5s", set_as_default=False) as c:
                     c.wait_for_workers(2, timeout=max(1.0, deadline - time.monotonic()))
                 break
             except (OSError, TimeoutError):

@@ -70,7 +70,7 @@ def _kill_when_busy(address: str, cluster: Any, done: threading.Event, out: dict
     """Kill (SIGKILL) a worker process as soon as it is running a matching batch."""
     from distributed import Client
 
-    with Client(address, timeout="10s") as c:
+    with Client(address, timeout="10s", set_as_default=False) as c:
         while not done.is_set():
             info = c.scheduler_info(n_workers=-1)["workers"]
             names = {addr: w.get("name") for addr, w in info.items()}
@@ -115,7 +115,7 @@ def test_nightly_loopback_cluster_kill_rerun_corrupt(
         killer.join(timeout=30)
     print(f"night 1: {time.perf_counter() - t0:.1f} s wall, flow {s1['seconds']} s, killed {killed}")
     assert killed, "no worker was caught matching (nothing was dispatched?)"
-    with Client(loopback_cluster.address, timeout="10s") as c:
+    with Client(loopback_cluster.address, timeout="10s", set_as_default=False) as c:
         assert len(c.scheduler_info(n_workers=-1)["workers"]) == 1
     rows = {r["job_id"]: r for r in s1["scenes"]}
     assert s1["counts"] == {"done": len(good), "skipped": 0, "failed": 1}, s1["counts"]
@@ -140,12 +140,12 @@ def test_nightly_loopback_cluster_kill_rerun_corrupt(
 
     # ---- night 1 again: nothing dispatched to the cluster, outputs byte-identical
     before = {job: _hashes(night / job) for job in good}
-    with Client(loopback_cluster.address, timeout="10s") as c:
+    with Client(loopback_cluster.address, timeout="10s", set_as_default=False) as c:
         t_before = c.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     t0 = time.perf_counter()
     s2 = nightly(**params)
     print(f"night 1 again: {time.perf_counter() - t0:.1f} s wall, flow {s2['seconds']} s")
-    with Client(loopback_cluster.address, timeout="10s") as c:
+    with Client(loopback_cluster.address, timeout="10s", set_as_default=False) as c:
         t_after = c.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert t_after == t_before, "the rerun sent work to the cluster"
     assert s2["batches_dispatched"] == 0
