@@ -192,9 +192,9 @@ def _resolve_matcher_name(name: str) -> str:
 
     if "universal" in available_matchers():
         try:
-            from xgeo.matcher.weights import default_weights_path
+            from xgeo.matcher.weights import shipped_weights_path
 
-            if default_weights_path().exists():
+            if shipped_weights_path().exists():
                 return "universal"
         except (ImportError, XgeoError):
             pass
@@ -221,9 +221,9 @@ def weights_version(matcher: str = "auto") -> str:
     if name.endswith(".safetensors"):
         path = Path(name)
     elif name == "universal":
-        from xgeo.matcher.weights import default_weights_path
+        from xgeo.matcher.weights import shipped_weights_path
 
-        path = default_weights_path()
+        path = shipped_weights_path()
     if path is None or not path.exists():
         return f"{name}:no-weights"
     h = hashlib.sha256()
