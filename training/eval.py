@@ -48,6 +48,7 @@ __all__ = [
     "run_eval",
     "markdown_table",
     "merge_results",
+    "compact_table",
     "REAL_PAIR_TYPES",
 ]
 
@@ -468,6 +469,18 @@ def run_eval(
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(res, indent=2))
     return res
+
+
+def compact_table(res: dict[str, Any], metric: str = "sr10") -> str:
+    """One row per pair type, one column per method (``metric`` in percent)."""
+    methods = list(res["overall"])
+    lines = ["| pair type | n | " + " | ".join(f"{m} {metric.upper()}" for m in methods) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for t, d in list(res["per_type"].items()) + [("ALL", res["overall"])]:
+        n = next(iter(d.values()))["n"]
+        cells = " | ".join(f"{100 * d[m][metric]:.0f}%" if m in d else "-" for m in methods)
+        lines.append(f"| {t} | {n} | {cells} |")
+    return "\n".join(lines)
 
 
 def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

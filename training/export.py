@@ -27,7 +27,7 @@ __all__ = ["export"]
 
 
 def select_threshold(net: UniversalMatcherNet, n_pairs: int = 24, size: int = 256,
-                     candidates: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)) -> dict[str, Any]:
+                     candidates: tuple[float, ...] = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2)) -> dict[str, Any]:
     """Pick the coarse threshold with the best SR@10 (ties: precision) on held-out synthetic pairs.
 
     Uses seeds 60,000,000+ (neither training nor checkpoint-selection pairs); never real data.

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import yaml
 
-from training.losses import coarse_focal_loss, fine_l2_loss, fine_window_ce
+from training.losses import coarse_focal_loss, coarse_nll_loss, fine_l2_loss, fine_window_ce
 from training.supervision import coarse_truth
 from xgeo.errors import ConfigError
 from xgeo.matcher.config import get_config
@@ -160,6 +160,7 @@ def make_batch(pairs: list[Any]) -> dict[str, torch.Tensor]:
 def compute_loss(
     net: UniversalMatcherNet, batch: dict[str, torch.Tensor], fine_weight: float = 1.0,
     max_fine: int = 1024, generator: torch.Generator | None = None, fine_ce_weight: float = 0.0,
+    coarse_loss: str = "focal",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward one batch and return ``(loss, scalars)``.
 
@@ -170,13 +171,15 @@ def compute_loss(
         max_fine: cap on fine-supervised matches per batch (random subset).
         generator: RNG for the subset.
         fine_ce_weight: weight of the fine window cross-entropy (0 = off).
+        coarse_loss: ``"focal"`` (LoFTR's) or ``"nll"`` (dual-softmax log-likelihood).
     """
     img0, img1 = batch["img0"], batch["img1"]
     feats = net.encode(img0, img1)
     gt = coarse_truth(batch["flow"], batch["valid0"], (img1.shape[2], img1.shape[3]))
     conf = net.confidence_matrix(feats)
     u = gt.unique
-    loss_c = coarse_focal_loss(conf, gt.b_ids[u], gt.i_ids[u], gt.j_ids[u])
+    coarse_fn = {"focal": coarse_focal_loss, "nll": coarse_nll_loss}[coarse_loss]
+    loss_c = coarse_fn(conf, gt.b_ids[u], gt.i_ids[u], gt.j_ids[u])
     m = gt.b_ids.numel()
     idx = torch.randperm(m, generator=generator)[:max_fine] if m > max_fine else torch.arange(m)
     _, p1, prob = net.refine(feats, gt.b_ids[idx], gt.i_ids[idx], gt.j_ids[idx])
@@ -343,7 +346,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             loss, sc = compute_loss(net, batch, float(tr.get("fine_weight", 1.0)),
                                     int(tr.get("max_fine_per_batch", 1024)), gen,
-                                    float(tr.get("fine_ce_weight", 0.0)))
+                                    float(tr.get("fine_ce_weight", 0.0)),
+                                    str(tr.get("coarse_loss", "focal")))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -68,6 +68,7 @@ def coarse_matches(
     mask0: torch.Tensor | None = None,
     mask1: torch.Tensor | None = None,
     chunk: int = 2048,
+    dense_max: int = 2**25,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mutual-nearest-neighbour matches of the dual-softmax matrix above a threshold, in chunks.
 
@@ -78,7 +79,8 @@ def coarse_matches(
         threshold: minimum confidence.
         mask0: optional bool ``(B, L0)`` valid tokens.
         mask1: optional bool ``(B, L1)`` valid tokens.
-        chunk: rows of the similarity matrix held at once.
+        chunk: rows of the similarity matrix held at once (large inputs).
+        dense_max: up to this many matrix entries (``B * L0 * L1``) one dense pass is used.
 
     Returns:
         ``b_ids (M,)``, ``i_ids (M,)``, ``j_ids (M,)`` int64 and ``conf (M,)`` float32.
@@ -88,6 +90,15 @@ def coarse_matches(
     l1 = f1.shape[1]
     m0 = torch.ones(b, l0, dtype=torch.bool, device=f0.device) if mask0 is None else mask0
     m1 = torch.ones(b, l1, dtype=torch.bool, device=f0.device) if mask1 is None else mask1
+
+    if b * l0 * l1 <= dense_max:
+        sim = similarity(f0, f1, temperature)
+        sim = sim.masked_fill(~(m0[:, :, None] & m1[:, None, :]), _NEG)
+        logc = 2 * sim - sim.logsumexp(2, keepdim=True) - sim.logsumexp(1, keepdim=True)
+        del sim
+        row_best, row_arg = logc.max(2)
+        col_arg = logc.argmax(1)
+        return _select(row_best, row_arg, col_arg, m0, m1, threshold)
 
     def block(s: int) -> torch.Tensor:
         sim = similarity(f0[:, s : s + chunk], f1, temperature)
@@ -114,7 +125,16 @@ def coarse_matches(
         upd = cv > col_best
         col_best = torch.where(upd, cv, col_best)
         col_arg = torch.where(upd, ca + s, col_arg)
-    i_all = torch.arange(l0, device=f0.device)[None].expand(b, l0)
+    return _select(row_best, row_arg, col_arg, m0, m1, threshold)
+
+
+def _select(
+    row_best: torch.Tensor, row_arg: torch.Tensor, col_arg: torch.Tensor, m0: torch.Tensor,
+    m1: torch.Tensor, threshold: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mutual check + threshold from row maxima ``(B, L0)`` and column argmax ``(B, L1)``."""
+    b, l0 = row_best.shape
+    i_all = torch.arange(l0, device=row_best.device)[None].expand(b, l0)
     mutual = col_arg.gather(1, row_arg) == i_all
     keep = mutual & (row_best.exp() > threshold) & m0
     keep = keep & m1.gather(1, row_arg)

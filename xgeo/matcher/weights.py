@@ -86,8 +86,19 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     card.setdefault("preset", cfg.preset)
     card.setdefault("config", cfg.to_dict())
     card.setdefault("n_parameters", int(sum(v.numel() for v in model.parameters())))
-    card_path(p).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    card_path(p).write_text(json.dumps(_finite(card), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return p
+
+
+def _finite(x: Any) -> Any:
+    """Replace NaN / inf floats by None so the card is strict JSON."""
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], MatcherConfig]:

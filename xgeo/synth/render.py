@@ -223,8 +223,11 @@ def _optical(world: World, rng: np.random.Generator, season: str | None = None,
         roof = roof * rng.uniform(0.85, 1.15, (len(roof), 1)).astype(np.float32)
         b_idx = np.flatnonzero(bid >= 0)
         roof_vals = roof[bid.ravel()[b_idx]]
-    # texture: forest crowns, field rows, generic grain
-    grain = smooth_noise(rng, (h, w), max(1.0, 3.0 / world.pixel_size))
+    # texture: forest crowns, field rows, generic grain. It is a property of the ground, not of
+    # the acquisition, so it is seeded by the world: two optical renders of one world share it
+    # (per-render grain made same-modality pairs decorrelate to r~0.1 and starved training).
+    grain = smooth_noise(np.random.default_rng([int(world.seed), 0x6A1, h, w]), (h, w),
+                         max(1.0, 3.0 / world.pixel_size))
     tex_amp = _class_lut({LC_FOREST: 0.28, LC_GRASS: 0.08, LC_CROPLAND: 0.06, LC_BARE: 0.12,
                           LC_URBAN: 0.10, LC_WATER: 0.03}, 0.04)[lc]
     # illumination from terrain, shadows from buildings and trees

@@ -76,10 +76,11 @@ def test_chunked_coarse_matches_equal_dense() -> None:
     mnn = (conf == conf.max(2, keepdim=True).values) & (conf == conf.max(1, keepdim=True).values)
     mnn &= conf > 0.2
     want = set(map(tuple, mnn.nonzero().tolist()))
-    b, i, j, c = coarse_matches(f0, f1, 0.1, 0.2, None, mask1, chunk=7)
-    got = set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True))
-    assert got == want and len(got) >= 30
-    torch.testing.assert_close(c, conf[b, i, j], atol=1e-5, rtol=1e-4)
+    for dense_max in (0, 10**9):  # chunked and dense paths
+        b, i, j, c = coarse_matches(f0, f1, 0.1, 0.2, None, mask1, chunk=7, dense_max=dense_max)
+        got = set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True))
+        assert got == want and len(got) >= 30
+        torch.testing.assert_close(c, conf[b, i, j], atol=1e-5, rtol=1e-4)
 
 
 def test_refine_finds_planted_feature() -> None:
