@@ -159,8 +159,9 @@ def oriented_gradient_channels(
     return Features(ch, norm.astype(np.float32, copy=False), valid)
 
 
-def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
-    """Downsample ``(H, W)`` by an integer factor with NaN-aware block means."""
+def block_mean(img: np.ndarray, f: int) -> np.ndarray:
+    """Downsample ``(H, W)`` by an integer factor with NaN-aware block means (edges cropped;
+    a block with fewer than half valid pixels is NaN)."""
     if f <= 1:
         return img
     h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
@@ -217,7 +218,7 @@ def global_offset(
         :class:`GlobalOffset`.
     """
     f = max(1, int(np.ceil(max(*img0.shape, *img1.shape) / max_size)))
-    a0, a1 = _block_mean(img0, f), _block_mean(img1, f)
+    a0, a1 = block_mean(img0, f), block_mean(img1, f)
     kw = dict(feature_kw or {})
     kw["sigma"] = max(1.0, kw.get("sigma", 1.5) / f)
     kw["presmooth"] = 0.5

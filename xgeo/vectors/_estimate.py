@@ -33,6 +33,7 @@ from scipy import optimize
 from xgeo.errors import ConfigError, RegistrationError, XgeoError
 from xgeo.geometry import AffineModel, GeoModel, ShiftModel, fuse
 from xgeo.matcher import Matcher, Matches
+from xgeo.matcher._structural import block_mean
 
 __all__ = ["Estimate", "estimate_map_to_image", "match_tiled", "mutual_information"]
 
@@ -126,21 +127,6 @@ def mutual_information(qa: np.ndarray, qb: np.ndarray, na: int, nb: int) -> floa
     return float((h[nz] * np.log(h[nz] / (pa @ pb)[nz])).sum())
 
 
-def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
-    """NaN-aware ``f`` x ``f`` block mean of ``(H, W)`` (edges cropped)."""
-    if f <= 1:
-        return a
-    h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
-    b = a[:h, :w].reshape(h // f, f, w // f, f)
-    fin = np.isfinite(b)
-    cnt = fin.sum(axis=(1, 3))
-    s = np.where(fin, b, 0.0).sum(axis=(1, 3))
-    out = np.full(cnt.shape, np.nan, np.float32)
-    ok = cnt > (f * f) // 2
-    out[ok] = s[ok] / cnt[ok]
-    return out
-
-
 class _MIScore:
     """MI between the image and the map raster warped by a 3x3 affine (map -> image pixels).
 
@@ -150,10 +136,10 @@ class _MIScore:
 
     def __init__(self, img: np.ndarray, map_raster: np.ndarray, factor: int = 1,
                  bins_img: int = 32, bins_map: int = 16) -> None:
-        img = _block_mean(img, factor)
+        img = block_mean(img, factor)
         self.valid = np.isfinite(img)
         self.qi = _quantise(img, self.valid, bins_img)
-        self.map = _block_mean(map_raster.astype(np.float32), factor)
+        self.map = block_mean(map_raster.astype(np.float32), factor)
         self.ni, self.nm = bins_img, bins_map
         self.h, self.w = img.shape
         f = float(factor)
