@@ -261,7 +261,8 @@ def plan_pair(
     )
 
 
-def _match_one(matcher: Matcher, tile: Any, data: Any, matches: Any, t0: float) -> TileResult:
+def _to_tile_result(tile: Any, data: Any, matches: Any, t0: float) -> TileResult:
+    """Tile-local matches -> common-grid points kept in the tile's core window."""
     m = matches.offset((data.x0, data.y0), (data.x0, data.y0))
     # keep points whose ref position falls in the tile's core window (halos overlap)
     p = m.points0
@@ -308,12 +309,12 @@ def match_tiles(
         try:
             matches = matcher.match_batch([(d.ref, d.mov) for _, d in ok])
             for (tile, d), mm in zip(ok, matches, strict=True):
-                results[tile] = _match_one(matcher, tile, d, mm, t0)
+                results[tile] = _to_tile_result(tile, d, mm, t0)
         except Exception:  # noqa: BLE001 - fall back to one by one to isolate the bad tile
             for tile, d in ok:
                 t1 = time.perf_counter()
                 try:
-                    results[tile] = _match_one(matcher, tile, d, matcher.match(d.ref, d.mov), t1)
+                    results[tile] = _to_tile_result(tile, d, matcher.match(d.ref, d.mov), t1)
                 except Exception as exc:  # noqa: BLE001
                     results[tile] = _failed(tile, exc, t1)
         for tile, d in zip(batch, datas, strict=True):
