@@ -155,15 +155,20 @@ def _jsonable(x: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 def resolve_matcher(matcher: str | Matcher | None) -> Matcher:
-    """The matcher to use: given, else the learned universal one, else the classical fallback."""
+    """The matcher to use: given, else the registration default of the pipeline
+    (:data:`xgeo.pipeline.PIPELINE_DEFAULT_MATCHER`, one policy for images and maps), with the
+    classical matcher as fallback when the learned one cannot load."""
+    from xgeo.pipeline import PIPELINE_DEFAULT_MATCHER
+
     if isinstance(matcher, Matcher):
         return matcher
     if matcher is not None:
         return load_matcher(matcher)
     try:
-        return load_matcher(None)
+        return load_matcher(PIPELINE_DEFAULT_MATCHER)
     except (WeightsError, ImportError, OSError) as exc:
-        log.warning("universal matcher unavailable (%s): using the classical matcher", exc)
+        log.warning("matcher %r unavailable (%s): using the classical matcher",
+                    PIPELINE_DEFAULT_MATCHER, exc)
         return load_matcher("classical")
 
 

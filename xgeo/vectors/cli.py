@@ -17,8 +17,8 @@ def align_vectors_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="corrected vectors (.gpkg/.geojson/.shp)"),
     report: Path | None = typer.Option(None, "--report", help="JSON report (+ _overlay.png)"),
     model: str = typer.Option("auto", "--model", help="auto|shift|affine|poly2|poly3|tps"),
-    matcher: str | None = typer.Option(None, "--matcher", help="matcher name (default: learned,"
-                                       " else classical)"),
+    matcher: str | None = typer.Option(None, "--matcher", help="matcher name (default: the "
+                                       "pipeline's default matcher)"),
 ) -> None:
     """Align a vector map to an image: the geometries themselves are corrected."""
     from xgeo.vectors.align import align_vectors
