@@ -1,7 +1,9 @@
 """A STAC collection describing a cube: one item per time slice, the COG as its asset.
 
 Items carry the projection extension (``proj:code`` or ``proj:wkt2``, ``proj:shape``,
-``proj:transform``) so that odc-stac / stackstac can load the COGs onto the same grid, and
+``proj:transform``) and the raster extension on the ``data`` asset (one band per COG band with
+the COG's own ``data_type``, ``nodata`` and resolution) so that odc-stac / stackstac can load the
+COGs onto the same grid (``odc.stac.load`` names the bands ``data.1``, ``data.2``, ...), and
 the per-scene QA as ``xgeo:*`` properties. The collection links the Zarr cube as an asset.
 """
 
@@ -17,6 +19,7 @@ import pystac
 import rasterio
 from pyproj import CRS, Transformer
 from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from xgeo.cube._store import open_cube
 
@@ -50,6 +53,23 @@ def _proj(obj: Any, crs: CRS, shape: tuple[int, int], transform: list[float]) ->
     ext.transform = [float(v) for v in transform]
 
 
+def _raster_bands(dtypes: list[str], nodatas: list[float | None], res: float,
+                  names: list[str | None]) -> list[RasterBand]:
+    """Raster-extension bands as the COG stores them (odc-stac reads dtype and nodata here)."""
+    valid = {d.value for d in DataType}
+    bands = []
+    for dtype, nd, name in zip(dtypes, nodatas, names, strict=True):
+        band = RasterBand.create(
+            nodata=None if nd is None else ("nan" if np.isnan(nd) else float(nd)),
+            data_type=DataType(dtype) if dtype in valid else None,
+            spatial_resolution=res,
+        )
+        if name:
+            band.properties["name"] = name
+        bands.append(band)
+    return bands
+
+
 def cube_stac_collection(cube_path: str | Path, collection_id: str | None = None) -> pystac.Collection:
     """Build (in memory) a STAC collection of the cube's slices; ``.normalize_hrefs`` + save it.
 
@@ -76,12 +96,15 @@ def cube_stac_collection(cube_path: str | Path, collection_id: str | None = None
                 shape = (src.height, src.width)
                 tr = list(src.transform)[:6]
                 bounds = tuple(src.bounds)
-                nb = src.count
+                bands = _raster_bands(list(src.dtypes), list(src.nodatavals),
+                                      float(abs(src.res[0])), list(src.descriptions))
         except rasterio.errors.RasterioIOError:  # COG moved: describe the cube grid instead
             gt = [float(v) for v in str(ds["spatial_ref"].attrs["GeoTransform"]).split()]
             icrs, shape, nb = crs, (ds.sizes["y"], ds.sizes["x"]), ds.sizes["band"]
             tr = [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]]
             bounds = (gt[0], gt[3] + gt[5] * shape[0], gt[0] + gt[1] * shape[1], gt[3])
+            names = list(ds["band"].attrs.get("long_names", [None] * nb))
+            bands = _raster_bands(["float32"] * nb, [float("nan")] * nb, abs(gt[1]), names)
         bbox = _bbox_4326(bounds, icrs)  # type: ignore[arg-type]
         bboxes.append(bbox)
         qa = json.loads(str(ds["qa_json"].values[i]) or "{}")
@@ -92,8 +115,8 @@ def cube_stac_collection(cube_path: str | Path, collection_id: str | None = None
                            datetime=times[i].to_pydatetime(), properties=props)
         asset = pystac.Asset(href=href, media_type=pystac.MediaType.COG, roles=["data"],
                              title="registered scene")
-        asset.extra_fields["raster:bands"] = [{"data_type": "float32"} for _ in range(nb)]
         item.add_asset("data", asset)
+        RasterExtension.ext(asset, add_if_missing=True).apply(bands=bands)
         _proj(item, icrs, shape, tr)
         items.append(item)
     if bboxes:

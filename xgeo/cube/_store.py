@@ -157,7 +157,9 @@ def _slice_dataset(data: np.ndarray, gt: Affine, crs: CRS, names: list[str], tim
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     nb, h, w = ds.sizes["band"], ds.sizes["y"], ds.sizes["x"]
     return {
-        "data": {"chunks": (1, nb, min(CHUNK, h), min(CHUNK, w))},
+        # ``encoding=`` replaces the variable's own, which holds rioxarray's grid_mapping: name it
+        # again so ``data`` carries the CF ``grid_mapping`` attribute on disk (odc-geo, GDAL).
+        "data": {"chunks": (1, nb, min(CHUNK, h), min(CHUNK, w)), "grid_mapping": "spatial_ref"},
         "time": dict(TIME_ENCODING, chunks=(CHUNK,)),
         **{k: {"chunks": (CHUNK,)} for k in (*QA_TEXT, *QA_NUMERIC)},
     }
