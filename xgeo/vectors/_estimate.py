@@ -15,8 +15,14 @@ Stages (each recorded in the returned ``info``):
    points where structure is sparse (glacier outlines, hillshades).
 3. ``rematch``: the matcher once more on the corrected map raster (residual offsets are then
    small, where template matching is most precise), composed onto the dense model.
+4. ``correlate`` (when a structure image is given, linear models): a search over rotations and
+   shifts maximising the correlation between the image's *edge strength* (slope for DEMs,
+   gradient magnitude otherwise) and the map's boundaries. It is the fallback for pairs whose
+   intensities share almost nothing (mutual information below ``min_mi``): it is used only
+   when its peak stands out and two disjoint halves of the image (a checkerboard of blocks)
+   each find the same peak.
 
-The candidate with the highest mutual information wins; candidates within ``mi_tolerance`` of
+Otherwise the candidate with the highest mutual information wins; candidates within ``mi_tolerance`` of
 the best are ranked rematch > matcher > dense (tie points are sub-pixel where they exist).
 """
 
@@ -35,7 +41,8 @@ from xgeo.geometry import AffineModel, GeoModel, ShiftModel, fuse
 from xgeo.matcher import Matcher, Matches
 from xgeo.matcher._structural import block_mean
 
-__all__ = ["Estimate", "estimate_map_to_image", "match_tiled", "mutual_information"]
+__all__ = ["Estimate", "correlate_structure", "edge_strength", "estimate_map_to_image", "match_tiled",
+           "mutual_information"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +239,166 @@ def _dense_refine(img: np.ndarray, map_raster: np.ndarray, starts: list[np.ndarr
     return m, final(m), evals
 
 
+def edge_strength(a: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Gradient magnitude of a Gaussian-smoothed image, NaN where ``a`` is NaN.
+
+    Args:
+        a: float ``(H, W)``, NaN invalid.
+        sigma: smoothing (px) before the gradient.
+
+    Returns:
+        float32 ``(H, W)``.
+    """
+    from scipy import ndimage
+
+    fin = np.isfinite(a)
+    filled = np.where(fin, a, np.nanmean(a) if fin.any() else 0.0).astype(np.float64)
+    gy, gx = np.gradient(ndimage.gaussian_filter(filled, sigma))
+    out = np.hypot(gx, gy).astype(np.float32)
+    out[~fin] = np.nan
+    return out
+
+
+def _standardise(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros(a.shape, np.float64)
+    if valid.sum() < 16:
+        return out
+    v = a[valid]
+    out[valid] = (v - v.mean()) / (v.std() + 1e-12)
+    return out
+
+
+def _xcorr(a_fft: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r`` (``a`` given as FFT)."""
+    h, w = b.shape
+    fb = np.fft.rfft2(b, shape)
+    c = np.fft.irfft2(a_fft * np.conj(fb), shape)
+    idx_y = np.arange(-radius, radius + 1) % shape[0]
+    idx_x = np.arange(-radius, radius + 1) % shape[1]
+    return c[np.ix_(idx_y, idx_x)]
+
+
+def _peak(c: np.ndarray) -> tuple[float, float, float]:
+    """Sub-pixel ``(dx, dy)`` (relative to the centre) and value of the maximum of ``c``."""
+    r = (c.shape[0] - 1) // 2
+    iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
+
+    def para(m1: float, m0: float, p1: float) -> float:
+        d = m1 - 2 * m0 + p1
+        return 0.0 if d >= 0 else float(np.clip(0.5 * (m1 - p1) / d, -0.5, 0.5))
+
+    fx = para(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1]) if 0 < ix < c.shape[1] - 1 else 0.0
+    fy = para(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix]) if 0 < iy < c.shape[0] - 1 else 0.0
+    return ix - r + fx, iy - r + fy, float(c[iy, ix])
+
+
+def correlate_structure(
+    structure: np.ndarray,
+    map_edges: np.ndarray,
+    *,
+    radius: int = 32,
+    max_rotation_deg: float = 2.0,
+    rotation_step_deg: float = 0.25,
+    block: int = 64,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Similarity (rotation about the centre + shift) aligning map boundaries with image edges.
+
+    The map's boundaries and lines, rotated by each candidate angle, are cross-correlated (FFT)
+    with the standardised image edge strength over shifts of up to ``radius`` px. The winning
+    angle and shift are refined to sub-pixel/sub-step by parabolas. For the validity check the
+    image is split into a checkerboard of ``block`` px squares; each half (black squares, white
+    squares) is correlated on its own at the winning angle.
+
+    Args:
+        structure: float ``(H, W)`` image edge strength (e.g. DEM slope), NaN invalid.
+        map_edges: float ``(H, W)``: the map's boundaries and lines rendered on the same grid
+            (``xgeo.vectors.render.EDGE_STYLE``), fills left out.
+        radius: largest shift searched, px.
+        max_rotation_deg: rotations searched in ``[-max, +max]``.
+        rotation_step_deg: rotation grid step.
+        block: checkerboard block side for the split-half check, px.
+
+    Returns:
+        ``(m33, info)``: 3x3 map-pixel -> image-pixel matrix; ``info`` has ``z`` (peak height in
+        standard deviations of the correlation surface), ``peak_ratio`` (peak over the best
+        value more than 3 px away), ``halves_px`` (distance of each half's peak from the
+        full peak), ``rotation_deg``, ``shift_px``.
+    """
+    h, w = structure.shape
+    valid = np.isfinite(structure)
+    a = _standardise(np.nan_to_num(structure), valid)
+    shape = (h + 2 * radius + 1, w + 2 * radius + 1)
+    fa = np.fft.rfft2(a, shape)
+    mp = np.nan_to_num(map_edges.astype(np.float64))
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    n_ang = int(round(max_rotation_deg / rotation_step_deg))
+    angles = [k * rotation_step_deg for k in range(-n_ang, n_ang + 1)]
+    best: tuple[float, int, np.ndarray] | None = None
+    peaks = []
+    for i, ang in enumerate(angles):
+        rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
+        b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
+        b = b - b.mean()
+        c = _xcorr(fa, b, shape, radius)
+        c = (c - c.mean()) / (c.std() + 1e-12)
+        peaks.append(float(c.max()))
+        if best is None or peaks[-1] > best[0]:
+            best = (peaks[-1], i, c)
+    assert best is not None
+    z, i_best, c = best
+    ang = angles[i_best]
+    if 0 < i_best < len(angles) - 1:  # parabolic refinement of the angle
+        m1, m0, p1 = peaks[i_best - 1], peaks[i_best], peaks[i_best + 1]
+        d = m1 - 2 * m0 + p1
+        if d < 0:
+            ang += float(np.clip(0.5 * (m1 - p1) / d, -0.5, 0.5)) * rotation_step_deg
+    rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
+    b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
+    b = b - b.mean()
+    c = _xcorr(fa, b, shape, radius)
+    dx, dy, _ = _peak(c)
+    iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
+    far = c.copy()
+    far[max(0, iy - 3): iy + 4, max(0, ix - 3): ix + 4] = -np.inf
+    cmin = float(c.min())
+    ratio = float((c[iy, ix] - cmin) / (far.max() - cmin + 1e-12))
+    halves = []
+    for half in _checkerboard((h, w), block):
+        ah = _standardise(np.nan_to_num(structure), valid & half)
+        ch = _xcorr(np.fft.rfft2(ah, shape), b, shape, radius)
+        hx, hy, _ = _peak(ch)
+        halves.append(float(np.hypot(hx - dx, hy - dy)))
+    m = np.eye(3)
+    m[:2] = rot
+    t = np.eye(3)
+    t[0, 2], t[1, 2] = dx, dy
+    info = {"z": float(z), "peak_ratio": ratio, "halves_px": halves, "rotation_deg": float(ang),
+            "shift_px": [float(dx), float(dy)], "angles": len(angles)}
+    return t @ m, info
+
+
+def _checkerboard(shape: tuple[int, int], block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Two complementary boolean ``(H, W)`` masks: black and white squares of ``block`` px."""
+    yy, xx = np.mgrid[0: shape[0], 0: shape[1]]
+    board = ((yy // block + xx // block) % 2).astype(bool)
+    return board, ~board
+
+
+def _max_disagreement(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
+    """Largest distance (px) between two 3x3 models' images of a 3x3 grid over the image."""
+    h, w = shape
+    gx, gy = np.meshgrid(np.linspace(0, w - 1, 3), np.linspace(0, h - 1, 3))
+    p = np.stack([gx.ravel(), gy.ravel(), np.ones(9)])
+    return float(np.max(np.hypot(*((a @ p)[:2] - (b @ p)[:2]))))
+
+
+def _corr_summary(ci: dict[str, Any] | None) -> str:
+    if not ci:
+        return "not run"
+    return (f"z {ci['z']:.2f}, halves {max(ci['halves_px']):.1f} px apart: "
+            f"{'valid' if ci.get('valid') else 'not valid'}")
+
+
 def _fuse(m: Matches, tile_ids: np.ndarray, kind: str, pixel_size: float,
           threshold: float) -> tuple[GeoModel, dict[str, Any]]:
     # src = map raster pixels, dst = image pixels: the model maps map -> image.
@@ -253,6 +420,10 @@ def estimate_map_to_image(
     mi_tolerance: float = 0.002,
     max_evals: int = 300,
     min_mi: float = 0.02,
+    structure: np.ndarray | None = None,
+    map_edges: np.ndarray | None = None,
+    min_z: float = 3.0,
+    max_halves_px: float = 2.0,
 ) -> Estimate:
     """Fit the map-raster -> image pixel model (see the module docstring for the stages).
 
@@ -269,7 +440,15 @@ def estimate_map_to_image(
         max_evals: largest number of MI evaluations per Powell run.
         min_mi: when no tie-point model is trustworthy (>= 12 inliers, RMSE <= 1 px), a best
             MI below this (nats) means map and image share too little structure: raise rather
-            than move the map by noise.
+            than move the map by noise - unless the ``correlate`` stage is valid.
+        structure: float ``(H, W)`` edge strength of the image (NaN invalid) for the
+            ``correlate`` stage; ``None`` skips it.
+        map_edges: float ``(H, W)`` the map's boundaries and lines alone (``EDGE_STYLE``);
+            ``None`` uses ``map_raster``.
+        min_z: smallest correlation peak (standard deviations of the surface) for
+            ``correlate`` to be valid.
+        max_halves_px: largest distance of either checkerboard half's peak from the full peak
+            for ``correlate`` to be valid.
 
     Returns:
         :class:`Estimate`.
@@ -308,6 +487,14 @@ def estimate_map_to_image(
         m_dense, mi_dense, evals = _dense_refine(img, map_raster, starts, lin_kind, max_evals,
                                                  search_px=search)
         info["dense"] = {"mi": mi_dense, "evals": evals}
+        if not strong:  # no trusted tie points: the MI optimum must be found by both halves
+            halves = []
+            for half in _checkerboard(img.shape):
+                m_h, _, _ = _dense_refine(np.where(half, img, np.nan), map_raster, starts,
+                                          lin_kind, max_evals, search_px=search)
+                halves.append(_max_disagreement(m_h, m_dense, img.shape))
+            info["dense"]["halves_px"] = halves
+            info["dense"]["valid"] = max(halves) <= max_halves_px
         cands["dense"] = (m_dense, _as_model(m_dense, lin_kind), lin_kind, {})
         if rematch:
             warped = cv2.warpAffine(map_raster, m_dense[:2], (img.shape[1], img.shape[0]),
@@ -322,6 +509,17 @@ def estimate_map_to_image(
                                                              "n_inliers", "rmse_px", "ce90_px")}
             except (RegistrationError, XgeoError, ValueError) as exc:
                 info["rematch_error"] = str(exc)
+    corr_ok = False
+    if structure is not None and linear_ok:
+        m_corr, cinfo = correlate_structure(
+            structure, map_raster if map_edges is None else map_edges)
+        corr_ok = (cinfo["z"] >= min_z and max(cinfo["halves_px"]) <= max_halves_px)
+        cinfo["valid"] = corr_ok
+        info["correlate"] = cinfo
+        if lin_kind == "shift":
+            m_corr = np.array([[1.0, 0.0, m_corr[0, 2]], [0.0, 1.0, m_corr[1, 2]], [0, 0, 1.0]])
+        if corr_ok:
+            cands["correlate"] = (m_corr, _as_model(m_corr, lin_kind), lin_kind, {})
     if not cands:
         raise RegistrationError(
             f"no model: {info.get('matcher_error', 'matching failed')}. Hint: check that map and "
@@ -332,20 +530,33 @@ def estimate_map_to_image(
     info["mi"] = mis
     info["mi_identity"] = score(np.eye(3))
     finite = {k: v for k, v in mis.items() if np.isfinite(v)}
-    if finite:
+    any_linear = bool(finite)
+    trusted = any(c[3].get("n_inliers", 0) >= 12 and (c[3].get("rmse_px") or np.inf) <= 1.0
+                  for c in cands.values() if c[3])
+    if not trusted and not info.get("dense", {}).get("valid", True):
+        # the MI optimum is not reproducible: never let it win, nor its rematch
+        for k in ("dense", "rematch"):
+            finite.pop(k, None)
+    weak = not trusted and any_linear and (not finite or max(finite.values()) < min_mi)
+    if weak and corr_ok:  # intensities share too little: trust the edge correlation
+        chosen = "correlate"
+    elif weak:
+        chosen = ""
+    elif finite:
         best = max(finite.values())
-        ranked = [k for k in ("rematch", "matcher", "dense")
+        ranked = [k for k in ("rematch", "matcher", "dense", "correlate")
                   if k in finite and finite[k] >= best - mi_tolerance]
         chosen = ranked[0]
     else:  # non-linear tie-point model only
         chosen = "matcher"
-    trusted = any(c[3].get("n_inliers", 0) >= 12 and (c[3].get("rmse_px") or np.inf) <= 1.0
-                  for c in cands.values() if c[3])
-    if finite and not trusted and max(finite.values()) < min_mi:
+    if weak and not corr_ok:
+        best_mi = max(v for v in mis.values() if np.isfinite(v))
         raise RegistrationError(
             f"map and image share too little structure (best mutual information "
-            f"{max(finite.values()):.4f} < {min_mi} nats, no trustworthy tie points: "
-            f"{info.get('matcher_error', info.get('matcher_qa'))}). Hint: the map layers may not "
+            f"{best_mi:.4f} nats (minimum {min_mi}), MI optimum reproduced by both image halves: "
+            f"{info.get('dense', {}).get('valid', 'n/a')}, no trustworthy tie points: "
+            f"{info.get('matcher_error', info.get('matcher_qa'))}; edge correlation "
+            f"{_corr_summary(info.get('correlate'))}). Hint: the map layers may not "
             "be visible in this image; try another band or modality")
     _, model, kind_out, qa_c = cands[chosen]
     out_qa = dict(qa_c or qa)

@@ -32,9 +32,9 @@ from scipy import ndimage
 from xgeo.errors import ConfigError, VectorError, WeightsError
 from xgeo.geometry import GeoModel
 from xgeo.matcher import Matcher, load_matcher
-from xgeo.vectors._estimate import Estimate, estimate_map_to_image
+from xgeo.vectors._estimate import Estimate, edge_strength, estimate_map_to_image
 from xgeo.vectors.io import InvalidGeometry, invalid_geometries, read_vectors, write_vectors
-from xgeo.vectors.render import DEFAULT_STYLE, MapStyle, hillshade, render_map
+from xgeo.vectors.render import DEFAULT_STYLE, EDGE_STYLE, MapStyle, hillshade, render_map
 
 __all__ = [
     "AlignResult",
@@ -62,6 +62,9 @@ class ImageGrid:
         transform: rasterio affine (pixel corner -> CRS).
         crs: the image CRS.
         modality: inferred or given modality.
+        structure: float32 ``(H, W)`` edge strength, NaN invalid: the slope of the smoothed
+            elevation for DEMs, the gradient magnitude of the smoothed image otherwise (used by
+            the ``correlate`` stage); ``None`` skips that stage.
     """
 
     path: Path
@@ -69,6 +72,7 @@ class ImageGrid:
     transform: Affine
     crs: CRS
     modality: str
+    structure: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -207,9 +211,14 @@ def load_image(path: str | Path, modality: str | None = None, band: int = 1) -> 
         hs = hillshade(ndimage.gaussian_filter(filled, 1.0), px)
         hs[~ndimage.binary_erosion(fin, iterations=1, border_value=1)] = np.nan
         img = hs
+        # map boundaries (glacier margins, divides, shores) follow breaks of slope, which a
+        # hillshade shows only for one illumination direction; gaps' filled values are masked
+        structure = edge_strength(filled, sigma=2.0)
+        structure[~ndimage.binary_erosion(fin, iterations=3, border_value=1)] = np.nan
     else:
         img = _normalise(arr)
-    return ImageGrid(Path(path), img.astype(np.float32), transform, crs, mod)
+        structure = edge_strength(img, sigma=1.5)
+    return ImageGrid(Path(path), img.astype(np.float32), transform, crs, mod, structure)
 
 
 def _check_overlap(layers: dict[str, gpd.GeoDataFrame], grid: ImageGrid, path: Path) -> None:
@@ -342,9 +351,13 @@ def _estimate(layers: dict[str, gpd.GeoDataFrame], grid: ImageGrid, matcher: Mat
               model: str, style: MapStyle) -> tuple[Estimate, np.ndarray]:
     if model not in _KINDS:
         raise ConfigError(f"unknown model {model!r}; expected one of {_KINDS}")
-    map_raster = render_map(_to_grid(layers, grid.crs), grid.shape, grid.transform, style)
+    on_grid = _to_grid(layers, grid.crs)
+    map_raster = render_map(on_grid, grid.shape, grid.transform, style)
+    edges = (render_map(on_grid, grid.shape, grid.transform, EDGE_STYLE)
+             if grid.structure is not None else None)
     est = estimate_map_to_image(grid.image, map_raster, matcher, kind=model,
-                                pixel_size=grid.pixel_size)
+                                pixel_size=grid.pixel_size, structure=grid.structure,
+                                map_edges=edges)
     return est, map_raster
 
 

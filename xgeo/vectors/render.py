@@ -52,6 +52,9 @@ class MapStyle:
 
 
 DEFAULT_STYLE = MapStyle()
+#: boundaries and lines only, thin: what a map shares with an image's edges (``correlate``)
+EDGE_STYLE = MapStyle(polygon_fill=0.0, boundary=1.0, boundary_width=1.0, line=1.0,
+                      line_width=1.0, point=1.0, point_radius=1.0)
 
 
 def _shapes(geoms: np.ndarray, value: float) -> list[tuple[object, float]]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from xgeo.errors import RegistrationError
 from xgeo.vectors import (
     align_vectors,
     load_image,
@@ -125,9 +126,11 @@ def test_everest_outlines_return_within_1_5_px(real_data: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="ASTER L1A DEM hillshade vs RGI outlines: too little shared structure "
-                          "for the classical matcher + MI refinement (RegistrationError, measured "
-                          "best MI 0.007 nats); open item", strict=False)
+@pytest.mark.xfail(reason="ASTER L1A DEM vs RGI outlines: no cue is reproducible - 4 of ~25 tie "
+                          "points agree, best MI 0.007 nats, and the slope-vs-boundary correlation "
+                          "peak (z 2.6) is found by only one checkerboard half - so align_vectors "
+                          "raises RegistrationError (see test_estimate_weak); open item",
+                   raises=RegistrationError, strict=True)
 def test_exploradores_outlines_on_dem_hillshade(real_data: Path, tmp_path: Path) -> None:
     folder = real_data / "exploradores_aster_dem_rgi"
     grid = load_image(folder / "AST_L1A_00303182012144228_Z.tif")
@@ -144,8 +147,6 @@ def test_exploradores_outlines_on_dem_hillshade(real_data: Path, tmp_path: Path)
 
 def test_no_shared_structure_raises_instead_of_moving(tmp_path: Path, square_layers) -> None:
     from rasterio.transform import from_origin
-
-    from xgeo.errors import RegistrationError
 
     noise = np.random.default_rng(0).integers(0, 255, (160, 200)).astype(np.uint8)
     p = tmp_path / "noise.tif"
