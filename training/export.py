@@ -43,6 +43,21 @@ def select_threshold(net: UniversalMatcherNet, n_pairs: int = 24, size: int = 25
     return {"threshold": best, "selection": table}
 
 
+def _config_file(train_config: dict[str, Any], preset: str) -> str:
+    """The ``training/configs/*.yaml`` whose ``out_dir`` is the run's (else ``<preset>.yaml``)."""
+    import yaml
+
+    out_dir = train_config.get("train", {}).get("out_dir")
+    root = Path(__file__).parent / "configs"
+    for f in sorted(root.glob("*.yaml")):
+        try:
+            if out_dir and yaml.safe_load(f.read_text()).get("train", {}).get("out_dir") == out_dir:
+                return f"training/configs/{f.name}"
+        except (yaml.YAMLError, AttributeError):
+            continue
+    return f"training/configs/{preset}.yaml"
+
+
 def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None = None,
            extra: dict[str, Any] | None = None, pick_threshold: bool = False) -> Path:
     """Write shipped weights and model card from a run's checkpoint.
@@ -79,7 +94,8 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
     except ImportError:
         card["data_engine_version"] = "unknown"
     card["format"] = "safetensors"
-    card["training_command"] = "python -m training.train --config training/configs/" + f"{net.cfg.preset}.yaml"
+    card["training_command"] = "python -m training.train --config " + _config_file(
+        card.get("train_config", {}), net.cfg.preset)
     metrics = dict(card.get("metrics", {}))
     if eval_json:
         ev = json.loads(Path(eval_json).read_text())
