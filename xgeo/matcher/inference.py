@@ -64,6 +64,30 @@ def rot90_points_back(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.nda
     return np.stack([y, h - 1 - x], -1)
 
 
+def _orientation_score(p0: np.ndarray, p1: np.ndarray, conf: np.ndarray,
+                       tol_px: float = 8.0) -> float:
+    """Geometric support of one orientation hypothesis.
+
+    The confidence-weighted count of matches consistent with one similarity transform
+    (RANSAC, ``tol_px`` network pixels). A wrong quarter turn gives confident but scattered
+    matches; summing confidences alone cannot tell them apart from a right one.
+
+    Args:
+        p0: ``(N, 2)`` network-input points of image 0.
+        p1: ``(N, 2)`` in image 1 (rotated frame).
+        conf: ``(N,)`` coarse confidences.
+    """
+    if len(p0) < 3:
+        return float(conf.sum()) * 1e-3
+    _, inl = cv2.estimateAffinePartial2D(
+        p0.astype(np.float32), p1.astype(np.float32), method=cv2.RANSAC,
+        ransacReprojThreshold=tol_px, maxIters=500, confidence=0.99, refineIters=0)
+    if inl is None:
+        return float(conf.sum()) * 1e-3
+    inl = inl.ravel().astype(bool)
+    return float(inl.sum()) + float(conf[inl].sum())
+
+
 class _Prepared:
     """One image ready for the network: resized, filled, padded; knows how to map points back."""
 
@@ -203,7 +227,7 @@ class UniversalMatcher(Matcher):
             out = self._forward([a.net_img] * len(gk), [r[0] for r in rot],
                                 [a.cell_valid] * len(gk), [r[1] for r in rot])
             results.update(zip(gk, out, strict=True))
-        scores = {k: float(v[2].sum()) for k, v in results.items()}
+        scores = {k: _orientation_score(*v) for k, v in results.items()}
         k = max(scores, key=lambda kk: scores[kk])
         info = {"rotation_deg": 90 * k, "orientation_scores": scores,
                 "seconds": time.perf_counter() - t, "matcher": self.describe()}

@@ -165,3 +165,18 @@ def test_match_batch_equals_match(random_weights: str) -> None:
         np.testing.assert_allclose(rb.points1, r.points1, atol=1e-3)
         np.testing.assert_allclose(rb.confidence, r.confidence, atol=1e-4)
     assert m.describe()["name"] == "universal"
+
+
+def test_orientation_score_prefers_geometric_consistency() -> None:
+    from xgeo.matcher.inference import _orientation_score
+
+    rng = np.random.default_rng(3)
+    p0 = rng.random((60, 2)).astype(np.float32) * 200
+    c, s = np.cos(0.3), np.sin(0.3)
+    consistent = p0 @ np.array([[c, s], [-s, c]], np.float32) + 5.0
+    consistent[:20] = rng.random((20, 2)) * 200  # a third outliers
+    scattered = rng.random((60, 2)).astype(np.float32) * 200
+    low, high = np.full(60, 0.3, np.float32), np.full(60, 0.9, np.float32)
+    # More confident but scattered matches must lose against consistent ones.
+    assert _orientation_score(p0, consistent, low) > 2 * _orientation_score(p0, scattered, high)
+    assert _orientation_score(p0[:2], consistent[:2], low[:2]) < 1.0
