@@ -92,13 +92,7 @@ def coarse_matches(
     m1 = torch.ones(b, l1, dtype=torch.bool, device=f0.device) if mask1 is None else mask1
 
     if b * l0 * l1 <= dense_max:
-        sim = similarity(f0, f1, temperature)
-        sim = sim.masked_fill(~(m0[:, :, None] & m1[:, None, :]), _NEG)
-        logc = 2 * sim - sim.logsumexp(2, keepdim=True) - sim.logsumexp(1, keepdim=True)
-        del sim
-        row_best, row_arg = logc.max(2)
-        col_arg = logc.argmax(1)
-        return _select(row_best, row_arg, col_arg, m0, m1, threshold)
+        return _dense_matches(f0, f1, temperature, threshold, m0, m1)
 
     def block(s: int) -> torch.Tensor:
         sim = similarity(f0[:, s : s + chunk], f1, temperature)
@@ -125,6 +119,30 @@ def coarse_matches(
         upd = cv > col_best
         col_best = torch.where(upd, cv, col_best)
         col_arg = torch.where(upd, ca + s, col_arg)
+    return _select(row_best, row_arg, col_arg, m0, m1, threshold)
+
+
+def _dense_matches(
+    f0: torch.Tensor, f1: torch.Tensor, temperature: float, threshold: float, m0: torch.Tensor,
+    m1: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One-pass version of :func:`coarse_matches` for matrices that fit in memory.
+
+    ``log conf[i, j] = 2 s[i, j] - lse_row[i] - lse_col[j]``: a row's argmax only needs
+    ``2 s - lse_col`` and a column's only ``2 s - lse_row``. Both are reduced along contiguous
+    rows (of the matrix and of its transposed copy), in place: reductions across rows and
+    broadcast temporaries were 3/4 of the CPU time of the naive form.
+    """
+    sim = similarity(f0, f1, temperature)  # (B, L0, L1)
+    if not (bool(m0.all()) and bool(m1.all())):
+        sim.masked_fill_(~(m0[:, :, None] & m1[:, None, :]), _NEG)
+    sim_t = sim.transpose(1, 2).contiguous()  # (B, L1, L0)
+    lse_row = sim.logsumexp(2)  # (B, L0)
+    lse_col = sim_t.logsumexp(2)  # (B, L1)
+    row_val, row_arg = sim.mul_(2).sub_(lse_col[:, None, :]).max(2)
+    row_best = row_val - lse_row
+    del sim
+    col_arg = sim_t.mul_(2).sub_(lse_row[:, None, :]).argmax(2)
     return _select(row_best, row_arg, col_arg, m0, m1, threshold)
 
 

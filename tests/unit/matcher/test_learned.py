@@ -72,15 +72,16 @@ def test_chunked_coarse_matches_equal_dense() -> None:
     f1[:, :20] = f0[:, 5:25] + 0.05 * torch.randn(2, 20, 16)  # some true matches
     mask1 = torch.ones(2, 37, dtype=torch.bool)
     mask1[1, 30:] = False
-    conf = dual_softmax(f0, f1, 0.1, None, mask1)
-    mnn = (conf == conf.max(2, keepdim=True).values) & (conf == conf.max(1, keepdim=True).values)
-    mnn &= conf > 0.2
-    want = set(map(tuple, mnn.nonzero().tolist()))
-    for dense_max in (0, 10**9):  # chunked and dense paths
-        b, i, j, c = coarse_matches(f0, f1, 0.1, 0.2, None, mask1, chunk=7, dense_max=dense_max)
-        got = set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True))
-        assert got == want and len(got) >= 30
-        torch.testing.assert_close(c, conf[b, i, j], atol=1e-5, rtol=1e-4)
+    for m1 in (mask1, None):  # masked and unmasked (the dense path skips the fill then)
+        conf = dual_softmax(f0, f1, 0.1, None, m1)
+        mnn = (conf == conf.max(2, keepdim=True).values) & (conf == conf.max(1, keepdim=True).values)
+        mnn &= conf > 0.2
+        want = set(map(tuple, mnn.nonzero().tolist()))
+        for dense_max in (0, 10**9):  # chunked and dense paths
+            b, i, j, c = coarse_matches(f0, f1, 0.1, 0.2, None, m1, chunk=7, dense_max=dense_max)
+            got = set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True))
+            assert got == want and len(got) >= 30
+            torch.testing.assert_close(c, conf[b, i, j], atol=1e-5, rtol=1e-4)
 
 
 def test_refine_finds_planted_feature() -> None:
