@@ -22,8 +22,10 @@ Stages (each recorded in the returned ``info``):
    when its peak stands out and two disjoint halves of the image (a checkerboard of blocks)
    each find the same peak.
 
-Otherwise the candidate with the highest mutual information wins; candidates within ``mi_tolerance`` of
-the best are ranked rematch > matcher > dense (tie points are sub-pixel where they exist).
+Otherwise the candidate with the highest mutual information wins; candidates within
+``mi_tolerance`` of the best are ranked rematch > matcher > dense > correlate (tie points are
+sub-pixel where they exist). Without trustworthy tie points (>= 12 inliers, RMSE <= 1 px) the
+``dense`` optimum must be found again on both checkerboard halves of the image, or it is dropped.
 """
 
 from __future__ import annotations
@@ -270,7 +272,6 @@ def _standardise(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def _xcorr(a_fft: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
     """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r`` (``a`` given as FFT)."""
-    h, w = b.shape
     fb = np.fft.rfft2(b, shape)
     c = np.fft.irfft2(a_fft * np.conj(fb), shape)
     idx_y = np.arange(-radius, radius + 1) % shape[0]
