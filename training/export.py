@@ -87,12 +87,13 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
         rc = json.loads(run_cfg.read_text())
         card["train_config_sha256"] = rc.get("sha256", card.get("train_config_sha256"))
         card["train_config"] = {k: rc[k] for k in ("data", "model", "train") if k in rc}
-    try:
-        from xgeo.synth import ENGINE_VERSION
+    if "data_engine_version" not in card:  # recorded by training runs since tiny_long
+        try:
+            from xgeo.synth import ENGINE_VERSION
 
-        card["data_engine_version"] = str(ENGINE_VERSION)
-    except ImportError:
-        card["data_engine_version"] = "unknown"
+            card["data_engine_version"] = str(ENGINE_VERSION)
+        except ImportError:
+            card["data_engine_version"] = "unknown"
     card["format"] = "safetensors"
     card["training_command"] = "python -m training.train --config " + _config_file(
         card.get("train_config", {}), net.cfg.preset)

@@ -316,6 +316,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
                     "elapsed": time.time() - t0, "best": best}, tmp)
         os.replace(tmp, last)
 
+    from xgeo.synth import ENGINE_VERSION as engine_version
+
     def run_val() -> None:
         nonlocal best
         met = validate(net, val_pairs)
@@ -325,6 +327,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
             best = score
             save_weights(net, out / "best.safetensors", {
                 "steps": step, "train_config_sha256": sha, "hardware": hw,
+                "data_engine_version": engine_version,
                 "metrics": {"synthetic_val": met}, "elapsed_s": rec["elapsed_s"]})
             rec["best"] = True
         log.write(json.dumps(rec) + "\n")
