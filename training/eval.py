@@ -323,6 +323,9 @@ def sift_match(img0: np.ndarray, img1: np.ndarray, ratio: float = 0.8) -> tuple[
 
 
 MatchFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: methods ``run_eval`` knows; ``universal+structural`` refines the universal matches of the same
+#: pair with the structural matcher (:mod:`xgeo.matcher.refined`)
+METHODS = ("universal", "universal+structural", "classical", "sift")
 
 
 def _xgeo_method(name: str, **opts: Any) -> MatchFn:
@@ -442,17 +445,45 @@ def run_eval(
     Raises:
         ConfigError: unknown suite or method.
     """
-    bad = sorted(set(suites) - {"real", "synthetic"}) + sorted(set(methods) - {"universal", "classical", "sift"})
+    bad = sorted(set(suites) - {"real", "synthetic"}) + sorted(set(methods) - set(METHODS))
     if bad:
         raise ConfigError(f"Unknown suite(s)/method(s) {bad}; suites: real, synthetic; "
-                          "methods: universal, classical, sift")
+                          f"methods: {', '.join(METHODS)}")
     fns: dict[str, MatchFn] = {}
+    uni: Any = None
+    last: dict[str, Any] = {}  # the universal result of the current pair, reused by the refined
     for m in methods:
-        if m == "universal":
+        if m in ("universal", "universal+structural") and uni is None:
+            import xgeo
+
             opts: dict[str, Any] = {"orientation_search": orientation_search}
             if weights:
                 opts["weights"] = weights
-            fns[m] = _xgeo_method("universal", **opts)
+            uni = xgeo.load_matcher("universal", **opts)
+        if m == "universal":
+
+            def fn_u(a: np.ndarray, b: np.ndarray, uni: Any = uni) -> tuple[np.ndarray, np.ndarray]:
+                r = uni.match(a, b)
+                last.update(key=(id(a), id(b)), matches=r)
+                return r.points0, r.points1
+
+            fns[m] = fn_u
+        elif m == "universal+structural":
+            from xgeo.matcher import as_gray
+            from xgeo.matcher.refined import RefinedMatcher
+
+            ref = RefinedMatcher(coarse=uni)
+
+            def fn_r(a: np.ndarray, b: np.ndarray, ref: Any = ref) -> tuple[np.ndarray, np.ndarray]:
+                # same pair as the universal call just before: refine its matches (the timing
+                # then counts the refinement only)
+                if last.get("key") == (id(a), id(b)):
+                    r = ref.refine(as_gray(a), as_gray(b), last["matches"])
+                else:
+                    r = ref.match(a, b)
+                return r.points0, r.points1
+
+            fns[m] = fn_r
         elif m == "classical":
             fns[m] = _xgeo_method("classical")
         else:
@@ -501,7 +532,7 @@ def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", action="append", choices=["real", "synthetic"])
-    ap.add_argument("--method", action="append", choices=["universal", "classical", "sift"])
+    ap.add_argument("--method", action="append", choices=list(METHODS))
     ap.add_argument("--n-real", type=int, default=50)
     ap.add_argument("--n-synth", type=int, default=2)
     ap.add_argument("--weights", default=None)

@@ -133,6 +133,7 @@ def register_matcher(name: str) -> Callable[[Callable[..., Matcher]], Callable[.
 def _ensure_builtin() -> None:
     # Importing the modules registers them; kept lazy so `import xgeo` stays light.
     import xgeo.matcher.classical  # noqa: F401
+    import xgeo.matcher.refined  # noqa: F401
     try:
         import xgeo.matcher.inference  # noqa: F401
     except ImportError:  # torch missing: the learned matcher is unavailable

@@ -1,0 +1,65 @@
+"""Learned-coarse + structural refinement: scattered coarse matches become sub-pixel ones."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+import xgeo
+from xgeo.matcher import Matcher, Matches
+from xgeo.matcher.refined import RefinedMatcher
+
+
+class _NoisyTruth(Matcher):
+    """Stands in for a learned matcher: true correspondences scattered by ``sigma`` px."""
+
+    name = "noisy-truth"
+
+    def __init__(self, a_01: np.ndarray, sigma: float, n: int = 80, outliers: int = 20) -> None:
+        self.a, self.sigma, self.n, self.outliers = a_01, sigma, n, outliers
+
+    def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
+        rng = np.random.default_rng(0)
+        h, w = img0.shape
+        p0 = rng.uniform([20, 20], [w - 20, h - 20], (self.n, 2))
+        p1 = p0 @ self.a[:, :2].T + self.a[:, 2] + rng.normal(0, self.sigma, (self.n, 2))
+        p1[: self.outliers] = rng.uniform(0, min(h, w), (self.outliers, 2))
+        return Matches(p0.astype(np.float32), p1.astype(np.float32),
+                       np.ones(self.n, np.float32))
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    world = ndimage.gaussian_filter(rng.normal(0, 1, (600, 600)), 3.0).astype(np.float32)
+    img0 = world[100:420, 100:420]
+    # image 1: the world rotated by 35 deg and scaled 1.2 about the crop centre
+    a_01 = cv2.getRotationMatrix2D((160.0, 160.0), 35.0, 1.2)  # image-0 px -> image-1 px
+    img1 = cv2.warpAffine(world[100:420, 100:420].copy(), a_01, (320, 320),
+                          flags=cv2.INTER_CUBIC, borderValue=np.nan)
+    img1 = np.where(np.isfinite(img1), -img1, np.nan)  # inverted contrast (cross-modal-like)
+    return img0, img1.astype(np.float32), a_01
+
+
+def test_refinement_turns_scattered_matches_into_subpixel_ones() -> None:
+    img0, img1, a_01 = _pair()
+    coarse = _NoisyTruth(a_01, sigma=3.0)
+    m = RefinedMatcher(coarse=coarse, fine=xgeo.load_matcher("classical")).match(img0, img1)
+    assert m.info["refined"] and len(m) >= 10
+    want = m.points0.astype(np.float64) @ a_01[:, :2].T + a_01[:, 2]
+    err = np.hypot(*(m.points1 - want).T)
+    raw = coarse.match(img0, img1)
+    raw_err = np.hypot(*(raw.points1[20:] - (raw.points0[20:] @ a_01[:, :2].T + a_01[:, 2])).T)
+    assert np.median(err) < 0.3 < 2.0 < np.median(raw_err), (np.median(err), np.median(raw_err))
+
+
+def test_too_few_coarse_inliers_returns_coarse_matches_unchanged() -> None:
+    img0, img1, a_01 = _pair()
+    coarse = _NoisyTruth(a_01, sigma=3.0, n=10, outliers=6)  # 4 inliers < min_inliers
+    r = RefinedMatcher(coarse=coarse).match(img0, img1)
+    assert not r.info["refined"] and len(r) == 10
+
+
+def test_registered_name_loads() -> None:
+    assert "universal+structural" in xgeo.available_matchers()

@@ -1,0 +1,121 @@
+"""Learned coarse geometry + structural sub-pixel refinement (``"universal+structural"``).
+
+The learned matcher is robust to rotation, scale and modality but its tie points scatter by a
+few pixels; the structural (CFOG-style) matcher is precise to a tenth of a pixel but only
+where the two images are already roughly aligned. This matcher chains them:
+
+1. ``coarse`` matches (default: the shipped universal matcher with orientation search);
+2. a RANSAC affine ``A`` (image 1 -> image 0) from them; with fewer than ``min_inliers``
+   inliers the coarse matches are returned unchanged (``info["refined"] = False``);
+3. image 1 resampled into image 0's frame by ``A``;
+4. the structural matcher on (image 0, resampled image 1), whose tie points are mapped back
+   to image 1 through ``A^-1``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xgeo.errors import ConfigError
+from xgeo.matcher.base import Matcher, Matches, load_matcher, register_matcher
+
+__all__ = ["RefinedMatcher", "coarse_affine", "refine_with"]
+
+_DEFAULTS: dict[str, Any] = {
+    "min_inliers": 8,  # coarse RANSAC inliers needed before refining
+    "ransac_px": 8.0,  # coarse RANSAC threshold in image-0 px (learned points scatter)
+    "min_refined": 6,  # fewer refined matches than this: keep the coarse ones
+}
+
+
+def coarse_affine(m: Matches, ransac_px: float) -> tuple[np.ndarray | None, int]:
+    """RANSAC affine ``(2, 3)`` mapping ``m.points1`` (image 1) to ``m.points0``, and its inliers."""
+    if len(m) < 3:
+        return None, 0
+    a, inl = cv2.estimateAffine2D(m.points1.astype(np.float64), m.points0.astype(np.float64),
+                                  method=cv2.RANSAC, ransacReprojThreshold=float(ransac_px),
+                                  maxIters=5000, confidence=0.999, refineIters=10)
+    if a is None or inl is None:
+        return None, 0
+    return a, int(inl.sum())
+
+
+def refine_with(fine: Matcher, img0: np.ndarray, img1: np.ndarray, a: np.ndarray) -> Matches:
+    """Structural matches of ``img0`` against ``img1`` resampled by ``a`` (img1 -> img0 px).
+
+    Args:
+        fine: the precise matcher (e.g. ``classical``).
+        img0: float32 ``(H0, W0)``, NaN invalid.
+        img1: float32 ``(H1, W1)``, NaN invalid.
+        a: ``(2, 3)`` affine from image-1 to image-0 pixels.
+
+    Returns:
+        :class:`Matches` with ``points1`` in ``img1`` pixels.
+    """
+    h0, w0 = img0.shape
+    valid1 = np.isfinite(img1)
+    fill = np.where(valid1, img1, 0.0).astype(np.float32)
+    warped = cv2.warpAffine(fill, a, (w0, h0), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    vw = cv2.warpAffine(valid1.astype(np.float32), a, (w0, h0), flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    warped[vw < 0.999] = np.nan
+    r = fine.match(img0, warped)
+    if not len(r):
+        return r
+    inv = cv2.invertAffineTransform(a)
+    p1 = r.points1.astype(np.float64) @ inv[:, :2].T + inv[:, 2]
+    return Matches(r.points0, p1.astype(np.float32), r.confidence, dict(r.info))
+
+
+class RefinedMatcher(Matcher):
+    """Learned coarse matches, refined to sub-pixel by the structural matcher.
+
+    Args:
+        coarse: matcher giving the coarse geometry (default: shipped ``universal``).
+        fine: precise matcher used after resampling (default: ``classical``).
+        **options: ``min_inliers``, ``ransac_px``, ``min_refined`` (see ``_DEFAULTS``); others
+            go to the default coarse matcher (e.g. ``weights``, ``device``, ``threshold``).
+    """
+
+    name = "universal+structural"
+
+    def __init__(self, coarse: Matcher | None = None, fine: Matcher | None = None,
+                 **options: Any) -> None:
+        own = {k: options.pop(k) for k in list(options) if k in _DEFAULTS}
+        self.opts = {**_DEFAULTS, **own}
+        if coarse is not None and options:
+            raise ConfigError(f"RefinedMatcher: options {sorted(options)} apply to the default "
+                              "coarse matcher only; configure the given one instead")
+        self.coarse = coarse if coarse is not None else load_matcher("universal", **options)
+        self.fine = fine if fine is not None else load_matcher("classical")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, **self.opts, "coarse": self.coarse.describe(),
+                "fine": self.fine.describe()}
+
+    def refine(self, img0: np.ndarray, img1: np.ndarray, m: Matches) -> Matches:
+        """Refine given coarse matches ``m`` of ``(img0, img1)`` (float32 gray, NaN invalid)."""
+        t = time.perf_counter()
+        a, n_in = coarse_affine(m, self.opts["ransac_px"])
+        info: dict[str, Any] = {"matcher": self.name, "coarse_inliers": n_in, "refined": False}
+        if a is None or n_in < int(self.opts["min_inliers"]):
+            return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
+        r = refine_with(self.fine, img0, img1, a)
+        info["seconds_refine"] = time.perf_counter() - t
+        if len(r) < int(self.opts["min_refined"]):
+            return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
+        info.update(refined=True, coarse_affine=a.tolist(), n_coarse=len(m))
+        return Matches(r.points0, r.points1, r.confidence, {**r.info, **info})
+
+    def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
+        return self.refine(img0, img1, self.coarse.match(img0, img1))
+
+
+@register_matcher("universal+structural")
+def _make_refined(**options: Any) -> RefinedMatcher:
+    return RefinedMatcher(**options)
