@@ -199,7 +199,7 @@ def get_matcher(cfg: RegisterConfig) -> Matcher:
     """The matcher a config asks for, loaded once per process (i.e. once per dask worker)."""
     name = _resolve_matcher_name(cfg.matcher)
     opts = dict(cfg.matcher_options)
-    if name == "universal" or name.endswith(".safetensors"):
+    if name in ("universal", "universal+structural") or name.endswith(".safetensors"):
         opts.setdefault("orientation_search", False)  # tiles are aligned by georeferencing
         opts.setdefault("max_side", cfg.tile_size + 2 * cfg.halo)
     key = (name, tuple(sorted(opts.items())))
@@ -214,7 +214,7 @@ def weights_version(matcher: str = "auto") -> str:
     path: Path | None = None
     if name.endswith(".safetensors"):
         path = Path(name)
-    elif name == "universal":
+    elif name in ("universal", "universal+structural"):
         from xgeo.matcher.weights import shipped_weights_path
 
         path = shipped_weights_path()

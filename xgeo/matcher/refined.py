@@ -5,8 +5,11 @@ few pixels; the structural (CFOG-style) matcher is precise to a tenth of a pixel
 where the two images are already roughly aligned. This matcher chains them:
 
 1. ``coarse`` matches (default: the shipped universal matcher with orientation search);
-2. a RANSAC affine ``A`` (image 1 -> image 0) from them; with fewer than ``min_inliers``
-   inliers the coarse matches are returned unchanged (``info["refined"] = False``);
+2. a RANSAC affine ``A`` (image 1 -> image 0) from them. With fewer than ``min_inliers``
+   inliers there is no coarse geometry: with ``fallback_identity`` the structural matcher runs
+   on the images as they lie (georeferenced tiles are roughly aligned already;
+   ``info["fallback"] = "identity"``), otherwise the coarse matches are returned unchanged
+   (``info["refined"] = False``);
 3. image 1 resampled into image 0's frame by ``A``;
 4. the structural matcher on (image 0, resampled image 1), whose tie points are mapped back
    to image 1 through ``A^-1``.
@@ -29,6 +32,7 @@ _DEFAULTS: dict[str, Any] = {
     "min_inliers": 8,  # coarse RANSAC inliers needed before refining
     "ransac_px": 8.0,  # coarse RANSAC threshold in image-0 px (learned points scatter)
     "min_refined": 6,  # fewer refined matches than this: keep the coarse ones
+    "fallback_identity": True,  # no coarse geometry: try the structural matcher as the inputs lie
 }
 
 
@@ -104,6 +108,11 @@ class RefinedMatcher(Matcher):
         a, n_in = coarse_affine(m, self.opts["ransac_px"])
         info: dict[str, Any] = {"matcher": self.name, "coarse_inliers": n_in, "refined": False}
         if a is None or n_in < int(self.opts["min_inliers"]):
+            if self.opts["fallback_identity"]:
+                r = self.fine.match(img0, img1)
+                if len(r) >= int(self.opts["min_refined"]) or len(r) > len(m):
+                    info.update(fallback="identity", seconds_refine=time.perf_counter() - t)
+                    return Matches(r.points0, r.points1, r.confidence, {**r.info, **info})
             return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
         r = refine_with(self.fine, img0, img1, a)
         info["seconds_refine"] = time.perf_counter() - t

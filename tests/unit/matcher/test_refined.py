@@ -57,8 +57,19 @@ def test_refinement_turns_scattered_matches_into_subpixel_ones() -> None:
 def test_too_few_coarse_inliers_returns_coarse_matches_unchanged() -> None:
     img0, img1, a_01 = _pair()
     coarse = _NoisyTruth(a_01, sigma=3.0, n=10, outliers=6)  # 4 inliers < min_inliers
-    r = RefinedMatcher(coarse=coarse).match(img0, img1)
+    r = RefinedMatcher(coarse=coarse, fallback_identity=False).match(img0, img1)
     assert not r.info["refined"] and len(r) == 10
+
+
+def test_no_coarse_geometry_falls_back_to_structural_as_the_inputs_lie() -> None:
+    img0, _, _ = _pair()
+    shifted = np.roll(img0, (3, -2), axis=(0, 1))  # roughly aligned, like georeferenced tiles
+    a = cv2.getRotationMatrix2D((0.0, 0.0), 0.0, 1.0)
+    coarse = _NoisyTruth(a, sigma=3.0, n=10, outliers=8)
+    r = RefinedMatcher(coarse=coarse).match(img0, -shifted)
+    assert r.info["fallback"] == "identity" and len(r) >= 10
+    d = np.median(r.points1 - r.points0, axis=0)
+    assert abs(d[0] + 2) < 0.2 and abs(d[1] - 3) < 0.2, d
 
 
 def test_registered_name_loads() -> None:
