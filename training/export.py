@@ -80,6 +80,11 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
         net = UniversalMatcherNet(get_config(model_cfg.pop("preset", "tiny"), **model_cfg))
         net.load_state_dict(ck["model"])
         card["steps"] = int(ck["step"])
+        if "elapsed" in ck:
+            card["elapsed_s"] = round(float(ck["elapsed"]), 1)
+        best_card = ckpt.parent / "best.json"
+        if best_card.is_file():  # same run, same machine
+            card["hardware"] = json.loads(best_card.read_text()).get("hardware")
     else:
         raise WeightsError(f"{ckpt}: expected a .safetensors or a training .pt checkpoint")
     run_cfg = ckpt.parent / "config.json"
