@@ -74,8 +74,14 @@ def refine(
     wc1: int,
     window: int,
     scale: torch.Tensor,
+    local_radius: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sub-pixel position in image 1 of each coarse match's image-0 cell centre.
+
+    The position is the softmax expectation over the whole window (``local_radius=0``, as
+    trained), or over the ``(2 r + 1)^2`` fine pixels around the window's most probable one
+    (``local_radius=r``), which removes the whole-window expectation's pull towards the
+    window centre.
 
     Args:
         fine0: ``(B, Cf, H0/2, W0/2)`` fine features of image 0.
@@ -87,6 +93,7 @@ def refine(
         wc1: coarse width of image 1.
         window: side ``W`` of the search window (even), in fine pixels.
         scale: scalar learnable logit scale.
+        local_radius: 0 for the whole-window expectation, else the neighbourhood radius.
 
     Returns:
         ``p0 (M, 2)`` full-res points in image 0, ``p1 (M, 2)`` expected full-res points in
@@ -121,8 +128,15 @@ def refine(
     # full-res coordinates of the window's fine pixels: x_full = FINE * u + (FINE - 1) / 2
     gx = (cx1[:, None] + k[None, :]).float() * FINE + (FINE - 1) / 2  # (M, W)
     gy = (cy1[:, None] + k[None, :]).float() * FINE + (FINE - 1) / 2
-    px = (prob.view(m, window, window) * gx[:, None, :]).sum((1, 2))
-    py = (prob.view(m, window, window) * gy[:, :, None]).sum((1, 2))
+    w2 = prob.view(m, window, window)
+    if local_radius > 0:
+        iy, ix = torch.div(prob.argmax(-1), window, rounding_mode="floor"), prob.argmax(-1) % window
+        dy = (torch.arange(window, device=dev)[None, :] - iy[:, None]).abs() <= local_radius
+        dx = (torch.arange(window, device=dev)[None, :] - ix[:, None]).abs() <= local_radius
+        w2 = w2 * (dy[:, :, None] & dx[:, None, :])
+        w2 = w2 / w2.sum((1, 2), keepdim=True).clamp_min(1e-12)
+    px = (w2 * gx[:, None, :]).sum((1, 2))
+    py = (w2 * gy[:, :, None]).sum((1, 2))
     p1 = torch.stack([px, py], -1)
     p0 = cell_centers(i_ids, wc0)
     return p0, p1, prob

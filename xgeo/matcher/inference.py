@@ -38,6 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "autocast": True,  # bf16/fp16 autocast on CUDA
     "batch_size": 8,  # pairs per forward pass in match_batch
     "max_matches": None,  # keep at most this many (highest confidence); None = all
+    "fine_local": 0,  # fine stage: 0 = whole-window expectation (as evaluated), r = around the peak
 }
 
 
@@ -182,6 +183,7 @@ class UniversalMatcher(Matcher):
             "orientation_search": bool(self.opts["orientation_search"]),
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
+            "fine_local": int(self.opts["fine_local"]),
         }
 
     # -- network calls -------------------------------------------------------------------------
@@ -198,7 +200,8 @@ class UniversalMatcher(Matcher):
         use_ac = bool(self.opts["autocast"]) and dev.type == "cuda"
         dtype = torch.bfloat16 if use_ac and torch.cuda.is_bf16_supported() else torch.float16
         with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_ac):
-            r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1)
+            r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1,
+                               int(self.opts["fine_local"]))
         b = r.b_ids.cpu().numpy()
         p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
         c = r.confidence.float().cpu().numpy()

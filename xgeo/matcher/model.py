@@ -137,7 +137,8 @@ class UniversalMatcherNet(nn.Module):
         return dual_softmax(feats.coarse0, feats.coarse1, self.cfg.temperature, mask0, mask1)
 
     def refine(
-        self, feats: Features, b_ids: torch.Tensor, i_ids: torch.Tensor, j_ids: torch.Tensor
+        self, feats: Features, b_ids: torch.Tensor, i_ids: torch.Tensor, j_ids: torch.Tensor,
+        local_radius: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fine refinement of coarse matches; see :func:`xgeo.matcher.fine.refine`.
 
@@ -146,7 +147,7 @@ class UniversalMatcherNet(nn.Module):
         """
         return refine(
             feats.fine0, feats.fine1, b_ids, i_ids, j_ids, feats.hw0[1], feats.hw1[1],
-            self.cfg.fine_window, self.fine_scale,
+            self.cfg.fine_window, self.fine_scale, local_radius,
         )
 
     @torch.no_grad()
@@ -157,6 +158,7 @@ class UniversalMatcherNet(nn.Module):
         threshold: float,
         mask0: torch.Tensor | None = None,
         mask1: torch.Tensor | None = None,
+        fine_local: int = 0,
     ) -> RawMatches:
         """Inference: coarse mutual matches above ``threshold``, refined to sub-pixel.
 
@@ -166,6 +168,7 @@ class UniversalMatcherNet(nn.Module):
             threshold: coarse confidence threshold.
             mask0: optional bool ``(B, L0)`` valid coarse cells of image 0.
             mask1: optional bool ``(B, L1)``.
+            fine_local: fine refinement neighbourhood radius (0 = whole window, as trained).
 
         Returns:
             :class:`RawMatches` in input pixels.
@@ -174,5 +177,5 @@ class UniversalMatcherNet(nn.Module):
         b_ids, i_ids, j_ids, conf = coarse_matches(
             feats.coarse0, feats.coarse1, self.cfg.temperature, threshold, mask0, mask1
         )
-        p0, p1, _ = self.refine(feats, b_ids, i_ids, j_ids)
+        p0, p1, _ = self.refine(feats, b_ids, i_ids, j_ids, fine_local)
         return RawMatches(b_ids, p0, p1, conf)

@@ -181,3 +181,20 @@ def test_orientation_score_prefers_geometric_consistency() -> None:
     # More confident but scattered matches must lose against consistent ones.
     assert _orientation_score(p0, consistent, low) > 2 * _orientation_score(p0, scattered, high)
     assert _orientation_score(p0[:2], consistent[:2], low[:2]) < 1.0
+
+
+def test_fine_local_expectation_follows_the_peak() -> None:
+    # one-hot-ish window probability at an off-centre fine pixel: the whole-window expectation is
+    # pulled towards the centre by the flat remainder, the local one is not
+    cf, hf, wf = 8, 16, 16
+    fine0 = torch.zeros(1, cf, hf, wf)
+    fine1 = torch.zeros(1, cf, hf, wf)
+    v = torch.randn(cf)
+    fine0[0, :, 5:7, 5:7] = v[:, None, None]
+    fine1[0, :, 9, 11] = v
+    args = (fine0, fine1, torch.tensor([0]), torch.tensor([5]), torch.tensor([10]), 4, 4, 8,
+            torch.tensor(3.0))
+    _, p_all, _ = refine(*args)
+    _, p_loc, _ = refine(*args, local_radius=2)
+    want = torch.tensor([22.5, 18.5])
+    assert (p_loc[0] - want).norm() < 0.5 * (p_all[0] - want).norm()
