@@ -1,6 +1,9 @@
 """Train the universal matcher from synthetic data alone.
 
-    python -m training.train --config training/configs/tiny.yaml [--resume] [--max-steps N]
+    python -m training.train --config training/configs/tiny_long.yaml [--resume] [--max-steps N]
+
+(``tiny_long.yaml`` rebuilds the shipped tiny weights; the model card names the config it came
+from.)
 
 Every batch is generated on the fly by :func:`xgeo.synth.make_pair` (procedural world, modality
 translators, geometric warp with exact flow). Coarse truth and fine targets come from the flow
