@@ -175,7 +175,7 @@ def block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
-def _xcorr_full(a: np.ndarray, b: np.ndarray, shape: tuple[int, int], workers: int) -> np.ndarray:
+def xcorr_full(a: np.ndarray, b: np.ndarray, shape: tuple[int, int], workers: int) -> np.ndarray:
     """Cross-correlation ``out[d] = sum_p a[p] b[p + d]`` for all 2-D shifts (circular layout).
 
     ``a``/``b`` may be ``(C, h, w)`` (summed over C) or ``(h, w)``.
@@ -233,12 +233,12 @@ def global_offset(
     s0, s1 = F0.channels.sum(0), F1.channels.sum(0)
     q0 = np.einsum("khw,khw->hw", F0.channels, F0.channels)
     q1 = np.einsum("khw,khw->hw", F1.channels, F1.channels)
-    num = _xcorr_full(F0.channels, F1.channels, shape, workers)
-    ov = _xcorr_full(m0, m1, shape, workers)
-    s0m1 = _xcorr_full(s0, m1, shape, workers)
-    m0s1 = _xcorr_full(m0, s1, shape, workers)
-    q0m1 = _xcorr_full(q0, m1, shape, workers)
-    m0q1 = _xcorr_full(m0, q1, shape, workers)
+    num = xcorr_full(F0.channels, F1.channels, shape, workers)
+    ov = xcorr_full(m0, m1, shape, workers)
+    s0m1 = xcorr_full(s0, m1, shape, workers)
+    m0s1 = xcorr_full(m0, s1, shape, workers)
+    q0m1 = xcorr_full(q0, m1, shape, workers)
+    m0q1 = xcorr_full(m0, q1, shape, workers)
     ov = np.round(ov)
     n = np.maximum(ov, 1.0) * c
     cov = num - s0m1 * m0s1 / n
@@ -304,7 +304,7 @@ def reliability(ncc: np.ndarray, ncc2: np.ndarray, scale: float = 0.1) -> np.nda
     return (1.0 - np.exp(-u / scale)).astype(np.float32)
 
 
-def _subpixel(cc: np.ndarray, iy: np.ndarray, ix: np.ndarray, method: str) -> tuple[np.ndarray,
+def subpixel_peak(cc: np.ndarray, iy: np.ndarray, ix: np.ndarray, method: str) -> tuple[np.ndarray,
                                                                                       np.ndarray]:
     """Sub-pixel peak offsets ``(ddx, ddy)`` in ``[-0.5, 0.5]`` from the 3x3 neighbourhood.
 
@@ -414,7 +414,7 @@ def match_windows(
         second = np.where(excl, -1.0, cc).reshape(nb, -1).max(axis=1)
         interior = (iy > 0) & (iy < nsh - 1) & (ix > 0) & (ix < nsh - 1) & (tn > 1e-6)
         iyc, ixc = np.clip(iy, 1, nsh - 2), np.clip(ix, 1, nsh - 2)
-        ddx, ddy = _subpixel(cc, iyc, ixc, subpixel)
+        ddx, ddy = subpixel_peak(cc, iyc, ixc, subpixel)
         invalid_frac = invb[sy + iy, sx + ix] / (window * window)
         sl = slice(b0, b0 + nb)
         out_d[sl, 0] = ix - search + odx + ddx

@@ -41,7 +41,7 @@ from scipy import optimize
 from xgeo.errors import ConfigError, RegistrationError, XgeoError
 from xgeo.geometry import AffineModel, GeoModel, ShiftModel, fuse
 from xgeo.matcher import Matcher, Matches
-from xgeo.matcher._structural import block_mean
+from xgeo.matcher._structural import block_mean, subpixel_peak, xcorr_full
 
 __all__ = ["Estimate", "correlate_structure", "edge_strength", "estimate_map_to_image", "match_tiled",
            "mutual_information"]
@@ -270,27 +270,22 @@ def _standardise(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _xcorr(a_fft: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
-    """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r`` (``a`` given as FFT)."""
-    fb = np.fft.rfft2(b, shape)
-    c = np.fft.irfft2(a_fft * np.conj(fb), shape)
-    idx_y = np.arange(-radius, radius + 1) % shape[0]
-    idx_x = np.arange(-radius, radius + 1) % shape[1]
-    return c[np.ix_(idx_y, idx_x)]
+def _xcorr(a: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r``."""
+    c = xcorr_full(b, a, shape, workers=1)  # circular layout: shift d at index d mod shape
+    return c[np.ix_(np.arange(-radius, radius + 1) % shape[0],
+                    np.arange(-radius, radius + 1) % shape[1])]
 
 
-def _peak(c: np.ndarray) -> tuple[float, float, float]:
-    """Sub-pixel ``(dx, dy)`` (relative to the centre) and value of the maximum of ``c``."""
+def _peak(c: np.ndarray) -> tuple[float, float]:
+    """Sub-pixel ``(dx, dy)`` of the maximum of ``c``, relative to its centre."""
     r = (c.shape[0] - 1) // 2
     iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
-
-    def para(m1: float, m0: float, p1: float) -> float:
-        d = m1 - 2 * m0 + p1
-        return 0.0 if d >= 0 else float(np.clip(0.5 * (m1 - p1) / d, -0.5, 0.5))
-
-    fx = para(c[iy, ix - 1], c[iy, ix], c[iy, ix + 1]) if 0 < ix < c.shape[1] - 1 else 0.0
-    fy = para(c[iy - 1, ix], c[iy, ix], c[iy + 1, ix]) if 0 < iy < c.shape[0] - 1 else 0.0
-    return ix - r + fx, iy - r + fy, float(c[iy, ix])
+    fx = fy = 0.0
+    if 0 < ix < c.shape[1] - 1 and 0 < iy < c.shape[0] - 1:
+        ddx, ddy = subpixel_peak(c[None], np.array([iy]), np.array([ix]), "parabola")
+        fx, fy = float(ddx[0]), float(ddy[0])
+    return ix - r + fx, iy - r + fy
 
 
 def correlate_structure(
@@ -329,7 +324,6 @@ def correlate_structure(
     valid = np.isfinite(structure)
     a = _standardise(np.nan_to_num(structure), valid)
     shape = (h + 2 * radius + 1, w + 2 * radius + 1)
-    fa = np.fft.rfft2(a, shape)
     mp = np.nan_to_num(map_edges.astype(np.float64))
     centre = ((w - 1) / 2.0, (h - 1) / 2.0)
     n_ang = int(round(max_rotation_deg / rotation_step_deg))
@@ -340,7 +334,7 @@ def correlate_structure(
         rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
         b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
         b = b - b.mean()
-        c = _xcorr(fa, b, shape, radius)
+        c = _xcorr(a, b, shape, radius)
         c = (c - c.mean()) / (c.std() + 1e-12)
         peaks.append(float(c.max()))
         if best is None or peaks[-1] > best[0]:
@@ -356,8 +350,8 @@ def correlate_structure(
     rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
     b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
     b = b - b.mean()
-    c = _xcorr(fa, b, shape, radius)
-    dx, dy, _ = _peak(c)
+    c = _xcorr(a, b, shape, radius)
+    dx, dy = _peak(c)
     iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
     far = c.copy()
     far[max(0, iy - 3): iy + 4, max(0, ix - 3): ix + 4] = -np.inf
@@ -366,8 +360,7 @@ def correlate_structure(
     halves = []
     for half in _checkerboard((h, w), block):
         ah = _standardise(np.nan_to_num(structure), valid & half)
-        ch = _xcorr(np.fft.rfft2(ah, shape), b, shape, radius)
-        hx, hy, _ = _peak(ch)
+        hx, hy = _peak(_xcorr(ah, b, shape, radius))
         halves.append(float(np.hypot(hx - dx, hy - dy)))
     m = np.eye(3)
     m[:2] = rot
