@@ -130,7 +130,8 @@ def refine(
     gy = (cy1[:, None] + k[None, :]).float() * FINE + (FINE - 1) / 2
     w2 = prob.view(m, window, window)
     if local_radius > 0:
-        iy, ix = torch.div(prob.argmax(-1), window, rounding_mode="floor"), prob.argmax(-1) % window
+        peak = prob.argmax(-1)
+        iy, ix = torch.div(peak, window, rounding_mode="floor"), peak % window
         dy = (torch.arange(window, device=dev)[None, :] - iy[:, None]).abs() <= local_radius
         dx = (torch.arange(window, device=dev)[None, :] - ix[:, None]).abs() <= local_radius
         w2 = w2 * (dy[:, :, None] & dx[:, None, :])
