@@ -27,7 +27,8 @@ __all__ = ["export"]
 
 
 def select_threshold(net: UniversalMatcherNet, n_pairs: int = 24, size: int = 256,
-                     candidates: tuple[float, ...] = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2)) -> dict[str, Any]:
+                     candidates: tuple[float, ...] = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2),
+                     fine_local: int = 0) -> dict[str, Any]:
     """Pick the coarse threshold with the best SR@10 (ties: precision) on held-out synthetic pairs.
 
     Uses seeds 60,000,000+ (neither training nor checkpoint-selection pairs); never real data.
@@ -38,9 +39,9 @@ def select_threshold(net: UniversalMatcherNet, n_pairs: int = 24, size: int = 25
     pairs = [make_pair(60_000_000 + k, size=size, max_rotation_deg=45.0, scale_range=(0.6, 1.7))
              for k in range(n_pairs)]
     net = net.eval()
-    table = {str(t): validate(net, pairs, threshold=t) for t in candidates}
+    table = {str(t): validate(net, pairs, threshold=t, fine_local=fine_local) for t in candidates}
     best = max(candidates, key=lambda t: (table[str(t)]["sr10"], table[str(t)]["precision3"]))
-    return {"threshold": best, "selection": table}
+    return {"threshold": best, "fine_local": int(fine_local), "selection": table}
 
 
 def _config_file(train_config: dict[str, Any], preset: str) -> str:
@@ -110,8 +111,12 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
                 metrics[f"{suite}_eval"] = ev[suite]
     card["metrics"] = metrics
     card.update(extra or {})
+    # the fine readout the run was trained (and validated) with becomes the inference default
+    fine_local = int(card.get("train_config", {}).get("train", {}).get("fine_local", 0))
     if pick_threshold:
-        card["inference"] = select_threshold(net)
+        card["inference"] = select_threshold(net, fine_local=fine_local)
+    else:
+        card.setdefault("inference", {})["fine_local"] = fine_local
     out = Path(out_dir) / f"universal_{net.cfg.preset}.safetensors"
     return save_weights(net, out, card)
 

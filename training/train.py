@@ -163,7 +163,7 @@ def make_batch(pairs: list[Any]) -> dict[str, torch.Tensor]:
 def compute_loss(
     net: UniversalMatcherNet, batch: dict[str, torch.Tensor], fine_weight: float = 1.0,
     max_fine: int = 1024, generator: torch.Generator | None = None, fine_ce_weight: float = 0.0,
-    coarse_loss: str = "focal",
+    coarse_loss: str = "focal", fine_local: int = 0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward one batch and return ``(loss, scalars)``.
 
@@ -175,6 +175,8 @@ def compute_loss(
         generator: RNG for the subset.
         fine_ce_weight: weight of the fine window cross-entropy (0 = off).
         coarse_loss: ``"focal"`` (LoFTR's) or ``"nll"`` (dual-softmax log-likelihood).
+        fine_local: the fine position the L2 loss sees: 0 = whole-window expectation, r = the
+            expectation around the window's peak (what the matcher's ``fine_local=r`` returns).
     """
     img0, img1 = batch["img0"], batch["img1"]
     feats = net.encode(img0, img1)
@@ -185,7 +187,7 @@ def compute_loss(
     loss_c = coarse_fn(conf, gt.b_ids[u], gt.i_ids[u], gt.j_ids[u])
     m = gt.b_ids.numel()
     idx = torch.randperm(m, generator=generator)[:max_fine] if m > max_fine else torch.arange(m)
-    _, p1, prob = net.refine(feats, gt.b_ids[idx], gt.i_ids[idx], gt.j_ids[idx])
+    _, p1, prob = net.refine(feats, gt.b_ids[idx], gt.i_ids[idx], gt.j_ids[idx], fine_local)
     loss_f = fine_l2_loss(p1, gt.target1[idx])
     loss = loss_c + fine_weight * loss_f
     if fine_ce_weight > 0:
@@ -198,7 +200,8 @@ def compute_loss(
 
 
 @torch.no_grad()
-def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2) -> dict[str, float]:
+def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2,
+             fine_local: int = 0) -> dict[str, float]:
     """Match fixed synthetic pairs; report precision, fine error and corner success.
 
     Metrics: ``n_matches`` (mean), ``precision3`` (matches within 3 px of truth), ``epe_px``
@@ -212,7 +215,7 @@ def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2)
     n, prec, epe, errs = [], [], [], []
     for pr in pairs:
         b = make_batch([pr])
-        r = net.match(b["img0"], b["img1"], threshold)
+        r = net.match(b["img0"], b["img1"], threshold, fine_local=fine_local)
         p0, p1 = r.points0.numpy(), r.points1.numpy()
         n.append(len(p0))
         if len(p0):
@@ -255,6 +258,26 @@ def _to(batch: dict[str, torch.Tensor], dev: torch.device) -> dict[str, torch.Te
     return {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
 
 
+def _init_weights(tr: dict[str, Any]) -> Path | None:
+    """The weights a run starts from: ``init_from`` (a ``.safetensors`` file) or the best
+    weights of the ``init_from_config`` run, which is trained first when they are missing
+    (so a two-stage recipe stays one command)."""
+    if tr.get("init_from"):
+        p = Path(tr["init_from"])
+        if not p.is_file():
+            raise ConfigError(f"init_from {p}: weights not found. Hint: train that run first "
+                              "or point init_from at a .safetensors file")
+        return p
+    if tr.get("init_from_config"):
+        first = load_config(tr["init_from_config"])
+        p = Path(first.train.get("out_dir", "training/runs/tiny")) / "best.safetensors"
+        if not p.is_file():
+            print(f"[init] {p} missing: training stage 1 ({first.source}) first", flush=True)
+            train(first, resume=True)
+        return p
+    return None
+
+
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict (steps, best metrics, paths).
 
@@ -280,6 +303,14 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
     max_wall = float(tr.get("max_wall_minutes", 1e9)) * 60
     step, elapsed0, best = 0, 0.0, -1.0
     last = out / "last.pt"
+    init = _init_weights(tr)
+    if init is not None and not (resume and last.is_file()):
+        from xgeo.matcher.weights import load_state
+
+        sd, _ = load_state(init)
+        net.load_state_dict(sd)
+        if not quiet:
+            print(f"[init] weights from {init}", flush=True)
     if resume and last.is_file():
         ck = torch.load(last, map_location=dev, weights_only=True)
         net.load_state_dict(ck["model"])
@@ -323,7 +354,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
 
     def run_val() -> None:
         nonlocal best
-        met = validate(net, val_pairs)
+        met = validate(net, val_pairs, fine_local=int(tr.get("fine_local", 0)))
         score = met["sr10"] + 0.5 * met["precision3"]
         rec = {"step": step, "elapsed_s": round(time.time() - t0, 1), "val": met, "score": score}
         if score > best:
@@ -353,7 +384,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
             loss, sc = compute_loss(net, batch, float(tr.get("fine_weight", 1.0)),
                                     int(tr.get("max_fine_per_batch", 1024)), gen,
                                     float(tr.get("fine_ce_weight", 0.0)),
-                                    str(tr.get("coarse_loss", "focal")))
+                                    str(tr.get("coarse_loss", "focal")),
+                                    int(tr.get("fine_local", 0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

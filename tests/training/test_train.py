@@ -105,3 +105,34 @@ def test_unknown_config_section(tmp_path: Path) -> None:
     p.write_text("data: {}\nmodel: {}\noptim: {}\n")
     with pytest.raises(ConfigError):
         T.load_config(p)
+
+
+def test_second_stage_starts_from_first_and_card_carries_fine_readout(tmp_path: Path) -> None:
+    from training.export import export
+
+    import xgeo
+
+    first = tmp_path / "stage1"
+    cfg1 = T.load_config(TINY, max_steps=1, out_dir=str(first), workers=0, val_every_steps=100,
+                         log_every_steps=1, threads=0)
+    cfg1.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg1, quiet=True)
+    w1 = dict(build_model(first / "best.safetensors").named_parameters())
+    # stage 2 at lr 0 from stage 1's best weights: its parameters are stage 1's (norm running
+    # statistics still move in train mode)
+    second = tmp_path / "stage2"
+    cfg2 = T.load_config(TINY, max_steps=1, out_dir=str(second), workers=0, val_every_steps=100,
+                         log_every_steps=1, threads=0, lr=0.0, warmup_steps=0,
+                         init_from=str(first / "best.safetensors"), fine_local=2)
+    cfg2.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg2, quiet=True)
+    ck = torch.load(second / "last.pt", weights_only=True)
+    for k, v in w1.items():
+        torch.testing.assert_close(ck["model"][k], v.detach())
+    w = export(second / "last.pt", tmp_path / "weights")
+    assert json.loads(w.with_suffix(".json").read_text())["inference"]["fine_local"] == 2
+    assert xgeo.load_matcher("universal", weights=str(w)).describe()["fine_local"] == 2
+    assert xgeo.load_matcher("universal", weights=str(w), fine_local=0).describe()["fine_local"] == 0
+    bad = T.load_config(TINY, init_from=str(tmp_path / "missing.safetensors"), out_dir=str(second))
+    with pytest.raises(T.ConfigError, match="init_from"):
+        T.train(bad, quiet=True)

@@ -38,7 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "autocast": True,  # bf16/fp16 autocast on CUDA
     "batch_size": 8,  # pairs per forward pass in match_batch
     "max_matches": None,  # keep at most this many (highest confidence); None = all
-    "fine_local": 0,  # fine stage: 0 = whole-window expectation (as evaluated), r = around the peak
+    "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
 }
 
 
@@ -171,6 +171,8 @@ class UniversalMatcher(Matcher):
         self.card = read_card(self.weights_path)
         if o["threshold"] is None:
             o["threshold"] = float(self.card.get("inference", {}).get("threshold", 0.2))
+        if o["fine_local"] is None:  # the readout the weights were trained and validated with
+            o["fine_local"] = int(self.card.get("inference", {}).get("fine_local", 0))
         with self.weights_path.open("rb") as fh:
             self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
 

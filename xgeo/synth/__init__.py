@@ -16,7 +16,7 @@ from xgeo.synth.translate import TRANSLATORS, translate
 from xgeo.synth.warp import Warp, random_warp, similarity_warp, warp_image
 from xgeo.synth.world import LANDCOVER, World, generate_world
 
-ENGINE_VERSION = "1.0"
+ENGINE_VERSION = "1.1"  # 1.1: glaciers/snow, wilderness worlds, thematic layer maps
 
 __all__ = [
     "ENGINE_VERSION",

@@ -41,6 +41,7 @@ from xgeo.synth.world import (
     LC_CROPLAND,
     LC_FOREST,
     LC_GRASS,
+    LC_ICE,
     LC_ROAD,
     LC_URBAN,
     LC_WATER,
@@ -170,6 +171,7 @@ _OPTICAL = {
     LC_ROAD: (0.09, 0.09, 0.10, 0.11),
     LC_BUILDING: (0.20, 0.19, 0.18, 0.24),
     LC_CROPLAND: (0.08, 0.11, 0.06, 0.35),
+    LC_ICE: (0.80, 0.82, 0.86, 0.66),  # fresh snow; dirty glacier ice is mixed in per render
 }
 # crop spectra by phenological stage: bare soil, emerging, green, senescent/ripe, stubble, dark soil
 _STAGES = np.array([
@@ -209,6 +211,10 @@ def _optical(world: World, rng: np.random.Generator, season: str | None = None,
         v = table[k]
         brown = np.array([0.12, 0.10, 0.07, 0.22], np.float32)
         table[k] = green * v + (1 - green) * brown
+    if (world.landcover == LC_ICE).any():  # bare, debris-covered glacier ice vs fresh snow
+        dirt = np.float32(rng.uniform(0.0, 0.7))
+        table[LC_ICE] = (1 - dirt) * table[LC_ICE] + dirt * np.array([0.30, 0.33, 0.36, 0.24],
+                                                                     np.float32)
     lut = _class_lut({k: tuple(v) for k, v in table.items()}, 0.0, 4)
     lut *= rng.uniform(0.85, 1.15, (1, 4)).astype(np.float32)
     pid, bid = world.parcel_id, world.building_id
@@ -229,7 +235,7 @@ def _optical(world: World, rng: np.random.Generator, season: str | None = None,
     grain = smooth_noise(np.random.default_rng([int(world.seed), 0x6A1, h, w]), (h, w),
                          max(1.0, 3.0 / world.pixel_size))
     tex_amp = _class_lut({LC_FOREST: 0.28, LC_GRASS: 0.08, LC_CROPLAND: 0.06, LC_BARE: 0.12,
-                          LC_URBAN: 0.10, LC_WATER: 0.03}, 0.04)[lc]
+                          LC_URBAN: 0.10, LC_WATER: 0.03, LC_ICE: 0.05}, 0.04)[lc]
     # illumination from terrain, shadows from buildings and trees
     cos_i = _cos_incidence(world.dem, world.pixel_size, az, el)
     amb = np.float32(0.25)
@@ -284,6 +290,7 @@ def _optical(world: World, rng: np.random.Generator, season: str | None = None,
 _THERMAL = {
     LC_WATER: (-6.0, 4.0), LC_FOREST: (-3.0, 1.5), LC_GRASS: (1.0, -2.0), LC_CROPLAND: (0.0, -2.0),
     LC_BARE: (8.0, -4.0), LC_URBAN: (7.0, 3.0), LC_ROAD: (11.0, 2.5), LC_BUILDING: (9.0, 3.5),
+    LC_ICE: (-14.0, -7.0),
 }
 
 
@@ -340,7 +347,7 @@ def _thermal(world: World, rng: np.random.Generator, time: str | None = None,
 _SAR = {
     LC_WATER: (-22.0, 3.0), LC_FOREST: (-7.5, 1.0), LC_GRASS: (-12.0, 2.0),
     LC_CROPLAND: (-11.0, 1.5), LC_BARE: (-15.0, 2.0), LC_URBAN: (-8.0, 1.5),
-    LC_ROAD: (-19.0, 3.0), LC_BUILDING: (-5.0, 1.0),
+    LC_ROAD: (-19.0, 3.0), LC_BUILDING: (-5.0, 1.0), LC_ICE: (-13.0, 1.5),
 }
 
 
@@ -373,6 +380,8 @@ def _sar(world: World, rng: np.random.Generator, enl: float | None = None,
         pdb = rng.normal(0.0, 2.5, len(world.parcel_crop)).astype(np.float32)
         m = world.parcel_id >= 0
         s_db[m] += pdb[world.parcel_id[m]]
+    if (lc == LC_ICE).any():  # wet snow absorbs (dark), dry firn scatters (bright)
+        s_db[lc == LC_ICE] += np.float32(rng.uniform(-8.0, 5.0))
     if rng.random() < 0.25:  # wind-roughened water
         m = lc == LC_WATER
         s_db[m] += np.float32(rng.uniform(3.0, 9.0)) * (
@@ -511,14 +520,21 @@ def _rgb(rng: np.random.Generator, base: tuple[float, float, float], jitter: flo
 @_renderer("map")
 def _map(world: World, rng: np.random.Generator, contours: bool | None = None,
          parcels: bool | None = None, road_scale: float | None = None,
-         antialias: bool = True, roads: bool = True) -> tuple[np.ndarray, None]:
+         antialias: bool = True, roads: bool = True,
+         thematic: bool | None = None) -> tuple[np.ndarray, None]:
     """Cartographic map RGB ``(3, H, W)`` in [0, 1] drawn from the world's vector primitives,
     with a random style (palette, road widths and casings, optional parcel outlines and
-    contour lines; no labels).
+    contour lines; no labels), or a thematic layer map (see :func:`_thematic_map`).
 
     Style: ``contours``, ``parcels`` (draw parcel outlines), ``road_scale`` (symbol width
-    multiplier), ``antialias``, ``roads`` (False: leave the road layer out, same style).
+    multiplier), ``antialias``, ``roads`` (False: leave the road layer out, same style),
+    ``thematic`` (default: 25 % of maps).
     """
+    thematic = bool(rng.random() < 0.25) if thematic is None else thematic
+    if thematic:
+        th = _thematic_map(world, rng, antialias)
+        if th is not None:
+            return th, None
     h, w = world.shape
     contours = bool(rng.random() < 0.35) if contours is None else contours
     parcels = bool(rng.random() < 0.5) if parcels is None else parcels
@@ -534,6 +550,7 @@ def _map(world: World, rng: np.random.Generator, contours: bool | None = None,
         LC_URBAN: _rgb(rng, (0.3, 0.3, 0.32) if dark else (0.88, 0.86, 0.86)),
         LC_ROAD: _rgb(rng, (0.3, 0.3, 0.32) if dark else (0.88, 0.86, 0.86)),
         LC_BUILDING: _rgb(rng, (0.3, 0.3, 0.32) if dark else (0.88, 0.86, 0.86)),
+        LC_ICE: _rgb(rng, (0.75, 0.8, 0.85) if dark else (0.92, 0.96, 1.0), 0.03),
     }
     if rng.random() < 0.3:  # minimalist style: no land-cover fills except water
         fills = {k: (v if k == LC_WATER else bg) for k, v in fills.items()}
@@ -560,6 +577,9 @@ def _map(world: World, rng: np.random.Generator, contours: bool | None = None,
                      lt, _SHIFT)
         if rng.random() < 0.5:
             cv2.polylines(img, list(p), True, _rgb(rng, (0.55, 0.5, 0.48)), 1, lt, _SHIFT)
+    if (world.landcover == LC_ICE).any() and rng.random() < 0.7:  # glacier outlines
+        _outline(img, world.landcover == LC_ICE, _rgb(rng, (0.2, 0.45, 0.85)),
+                 int(rng.integers(1, 3)), lt)
     styles = {
         "highway": (_rgb(rng, (0.95, 0.6, 0.3)), 4.0),
         "secondary": (_rgb(rng, (0.98, 0.9, 0.55)), 3.0),
@@ -578,3 +598,56 @@ def _map(world: World, rng: np.random.Generator, contours: bool | None = None,
             cv2.polylines(img, pts, False, case_col, width + 2, lt, _SHIFT)
         cv2.polylines(img, pts, False, col, width, lt, _SHIFT)
     return np.ascontiguousarray(np.moveaxis(np.clip(img, 0.0, 1.0), -1, 0)), None
+
+
+def _outline(img: np.ndarray, mask: np.ndarray, colour: Any, width: int, line_type: int) -> None:
+    """Draw the boundaries of ``mask``'s regions onto ``img`` ``(H, W, 3)`` in place."""
+    cs, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    if cs:
+        cv2.polylines(img, list(cs), True, colour, int(width), line_type)
+
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+#: classes a thematic map may show, most often glaciers and water (inventories, hydrography)
+_THEMES = ((LC_ICE,), (LC_WATER,), (LC_FOREST,), (LC_BARE,), (LC_ICE, LC_WATER),
+           (LC_CROPLAND,))
+
+
+def _thematic_map(world: World, rng: np.random.Generator,
+                  antialias: bool = True) -> np.ndarray | None:
+    """A thematic vector layer drawn as GIS software shows it: the polygons of one or two
+    land-cover classes (glacier inventory, lakes and rivers, forest stands, parcels) as flat
+    fills and/or outlines on a plain background, nothing else. RGB ``(3, H, W)`` in [0, 1];
+    None when no theme covers 3-97 % of the world (the map would be blank or all fill)."""
+    lc = world.landcover
+    share = {t: float(np.isin(lc, t).mean()) for t in _THEMES}
+    present = [t for t in _THEMES if 0.03 <= share[t] <= 0.97]
+    if not present:
+        return None
+    theme = present[int(rng.integers(len(present)))]
+    grey = rng.random() < 0.5
+
+    def colour(away_from: float | None = None) -> tuple[float, float, float]:
+        """A random (grey or coloured) symbol colour; luminance >= 0.15 from ``away_from``
+        (isoluminant fills vanish in the single band the matcher sees)."""
+        for _ in range(20):
+            c = (float(rng.uniform(0.0, 1.0)),) * 3 if grey else _rgb(rng, (0.5, 0.5, 0.5), 0.45)
+            if away_from is None or abs(float(np.dot(c, _LUMA)) - away_from) >= 0.15:
+                break
+        return c
+
+    bg = colour()
+    bg_l = float(np.dot(bg, _LUMA))
+    img = np.empty((*lc.shape, 3), np.float32)
+    img[:] = bg
+    lt = cv2.LINE_AA if antialias else cv2.LINE_8
+    for c in theme:
+        m = lc == c
+        if c == LC_CROPLAND:
+            m &= world.parcel_id >= 0
+        style = rng.random()
+        if style < 0.75:  # filled (with or without outline)
+            img[m] = colour(bg_l)
+        if style > 0.25:  # outlined (outline only when not filled)
+            _outline(img, m, colour(bg_l), int(rng.integers(1, 4)), lt)
+    return np.ascontiguousarray(np.moveaxis(np.clip(img, 0.0, 1.0), -1, 0))

@@ -24,10 +24,10 @@ if TYPE_CHECKING:  # geopandas is imported lazily (vectors only)
     import geopandas as gpd
 
 __all__ = ["World", "generate_world", "LANDCOVER", "LC_WATER", "LC_FOREST", "LC_CROPLAND",
-           "LC_GRASS", "LC_BARE", "LC_URBAN", "LC_BUILDING", "LC_ROAD", "N_CROPS"]
+           "LC_GRASS", "LC_BARE", "LC_URBAN", "LC_BUILDING", "LC_ROAD", "LC_ICE", "N_CROPS"]
 
 LC_NODATA, LC_WATER, LC_FOREST, LC_CROPLAND, LC_GRASS = 0, 1, 2, 3, 4
-LC_BARE, LC_URBAN, LC_BUILDING, LC_ROAD = 5, 6, 7, 8
+LC_BARE, LC_URBAN, LC_BUILDING, LC_ROAD, LC_ICE = 5, 6, 7, 8, 9
 #: Land-cover class codes of :attr:`World.landcover`.
 LANDCOVER: dict[int, str] = {
     LC_NODATA: "nodata",
@@ -39,6 +39,7 @@ LANDCOVER: dict[int, str] = {
     LC_URBAN: "urban ground (sealed, between buildings)",
     LC_BUILDING: "building",
     LC_ROAD: "road",
+    LC_ICE: "snow / glacier ice",
 }
 #: Number of crop types a parcel can carry (``World.parcel_crop`` values ``0..N_CROPS-1``).
 N_CROPS = 6
@@ -165,7 +166,8 @@ class World:
 
 def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
                    crs: str = "EPSG:32633",
-                   origin: tuple[float, float] = (500000.0, 5300000.0)) -> World:
+                   origin: tuple[float, float] = (500000.0, 5300000.0),
+                   cities: bool = True) -> World:
     """Generate a seeded world.
 
     Args:
@@ -174,6 +176,8 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
         pixel_size: metres per pixel; feature sizes (streets, parcels, cities) are in metres.
         crs: projected CRS of the georeferencing.
         origin: ``(x, y)`` CRS coordinates of the upper-left corner.
+        cities: False gives a wilderness: no cities, streets or buildings (roads may still
+            cross it). Mountain worlds may carry snow fields and glaciers either way.
 
     Returns:
         A :class:`World`.
@@ -188,8 +192,8 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
         raise ConfigError(f"generate_world: pixel_size must be > 0, got {pixel_size}")
     ps = float(pixel_size)
     ss = np.random.SeedSequence([int(seed), 0x5E0])
-    r_dem, r_water, r_city, r_road, r_field, r_forest, r_bld = (
-        np.random.default_rng(s) for s in ss.spawn(7))
+    r_dem, r_water, r_city, r_road, r_field, r_forest, r_bld, r_ice = (
+        np.random.default_rng(s) for s in ss.spawn(8))
     extent_m = max(h, w) * ps
 
     # ---- terrain --------------------------------------------------------------------------
@@ -244,10 +248,12 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
     lo_e, hi_e = float(dem_low.min()), float(dem_low.max())
     elev01 = (dem - np.float32(lo_e)) * np.float32(1.0 / max(hi_e - lo_e, 1e-6))
     flat = (grad < np.float32(np.tan(np.radians(12.0)))) & ~water
+    ice = _glaciers(r_ice, dem, elev01, grad, relief, ps) & ~water
+    flat &= ~ice
 
     # ---- cities: density field, street grids, building lots --------------------------------
     area_km2 = h * w * ps * ps / 1e6
-    n_cities = int(r_city.poisson(0.7 + area_km2 / 120.0))
+    n_cities = int(r_city.poisson(0.7 + area_km2 / 120.0)) if cities else 0
     density = np.zeros((h, w), np.float32)
     roads: list[Road] = []
     street = np.zeros((h, w), np.uint8)
@@ -277,7 +283,7 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
         _street_grid(r_city, street, b_corners, b_heights, roads, (cx, cy), radius, ang, spacing,
                      st_w, ps)
     density = np.clip(density, 0.0, 1.0).astype(np.float32)
-    urban = (density > 0.25) & ~water & (grad < np.float32(np.tan(np.radians(20.0))))
+    urban = (density > 0.25) & ~water & ~ice & (grad < np.float32(np.tan(np.radians(20.0))))
 
     # ---- inter-city roads ---------------------------------------------------------------
     road = street.copy()
@@ -312,6 +318,7 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
     treeline = float(r_forest.uniform(0.8, 1.1)) if relief > 500.0 else 2.0
     bare = ((elev01 > treeline) | (grad > np.float32(np.tan(np.radians(38.0))))) & ~water
     forest &= ~bare
+    forest &= ~ice
     canopy = np.where(forest, np.float32(r_forest.uniform(12.0, 30.0))
                       * (0.75 + 0.25 * smooth_noise(r_forest, (h, w), max(1.5, 30.0 / ps))), 0.0)
     canopy = np.clip(canopy, 0.0, None).astype(np.float32)
@@ -339,6 +346,7 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
     lc = np.full((h, w), LC_GRASS, np.uint8)
     lc[forest] = LC_FOREST
     lc[bare] = LC_BARE
+    lc[ice] = LC_ICE
     lc[parcel_id >= 0] = LC_CROPLAND
     lc[urban] = LC_URBAN
     lc[water] = LC_WATER
@@ -346,6 +354,10 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
     lc[bmask] = LC_BUILDING
     canopy[lc != LC_FOREST] = 0.0
     parcel_id = np.where(lc == LC_CROPLAND, parcel_id, -1).astype(np.int32)
+    if ice.any():  # ice surfaces are smooth: the fine roughness of rock goes under the ice
+        sm = gaussian_blur(dem, max(1.0, 60.0 / ps))
+        wt = gaussian_blur((lc == LC_ICE).astype(np.float32), max(1.0, 20.0 / ps))
+        dem = (dem + wt * (sm - dem)).astype(np.float32)
 
     transform = Affine(ps, 0.0, float(origin[0]), 0.0, -ps, float(origin[1]))
     return World(
@@ -361,6 +373,33 @@ def generate_world(seed: int, shape: tuple[int, int], pixel_size: float = 10.0,
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+def _glaciers(rng: np.random.Generator, dem: np.ndarray, elev01: np.ndarray, grad: np.ndarray,
+              relief: float, ps: float) -> np.ndarray:
+    """bool ``(H, W)``: snow fields and glaciers of a mountain world (empty elsewhere).
+
+    Ice lies above a random snow line (ragged by noise) and flows down the smoother valleys
+    below it as tongues; cliffs steeper than ~40 deg stay bare rock. Small patches are dropped.
+    """
+    h, w = dem.shape
+    if relief < 150.0 or rng.random() > 0.35:
+        return np.zeros((h, w), bool)
+    snow = float(rng.uniform(0.5, 0.9))
+    rag = smooth_noise(rng, (h, w), max(2.0, 400.0 / ps)) * np.float32(rng.uniform(0.03, 0.12))
+    # valleys: below the local mean elevation -> tongues reach further down
+    sm = gaussian_blur(dem, float(np.clip(1200.0 / ps, 2.0, max(h, w) / 4)))
+    valley = np.clip((sm - dem) / np.float32(max(relief, 1.0) * 0.1), 0.0, 1.0)
+    reach = np.float32(rng.uniform(0.0, 0.35)) * valley
+    ice = (elev01 + rag + reach > snow) & (grad < np.float32(np.tan(np.radians(40.0))))
+    k = int(max(1, round(60.0 / ps)))
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    ice = cv2.morphologyEx(ice.astype(np.uint8), cv2.MORPH_OPEN, kern)
+    ice = cv2.morphologyEx(ice, cv2.MORPH_CLOSE, kern)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(ice, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(20, int((300.0 / ps) ** 2))
+    return keep[lab]
+
 
 def _densify(pts: np.ndarray, step: float = 0.25) -> np.ndarray:
     """Points every ``step`` pixels along a polyline ``(K, 2)``."""

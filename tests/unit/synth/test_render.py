@@ -156,8 +156,8 @@ def test_map_and_optical_roads_align_with_vector_layer_below_one_pixel(
     opt = render(rural_world, "optical", seed=0, season="summer", cloud_cover=0.0, haze=0.0)
     nir, red = opt[3], opt[0]
     road_like = ((nir < 0.2) & (red > 0.05)).astype(np.float64)  # grey, not vegetation/water
-    mp = render(rural_world, "map", seed=0, road_scale=0.3)  # thin symbols: a sharp peak
-    bare = render(rural_world, "map", seed=0, road_scale=0.3, roads=False)  # same style, no road layer
+    mp = render(rural_world, "map", seed=0, road_scale=0.3, thematic=False)  # thin symbols
+    bare = render(rural_world, "map", seed=0, road_scale=0.3, roads=False, thematic=False)
     symbol = (np.abs(mp - bare).sum(axis=0) > 0.02).astype(np.float64)  # road symbol footprint
     for ev in (road_like, symbol):
         shift = _road_shift(ev, rural_world)
@@ -165,3 +165,32 @@ def test_map_and_optical_roads_align_with_vector_layer_below_one_pixel(
         # the measurement can fail: a 2-pixel displacement is seen as such
         moved = _road_shift(np.roll(ev, 2, axis=1), rural_world)
         assert abs(moved[0] - 2.0) < 0.6, moved
+
+
+def test_glacier_ice_is_bright_and_cold_and_thematic_maps_show_one_layer() -> None:
+    import cv2
+
+    from xgeo.synth.render import _THEMES
+    from xgeo.synth.world import LC_ICE, generate_world
+
+    w = generate_world(17, (192, 192), pixel_size=30.0, cities=False)
+    lc = w.landcover
+    ice, land = lc == LC_ICE, (lc != LC_ICE) & ~w.water_mask
+    opt = render(w, "optical", 1, cloud_cover=0.0)
+    assert opt[:3, ice].mean() > 1.5 * opt[:3, land].mean()
+    th = render(w, "thermal", 1, time="day")
+    assert th[ice].mean() < th[land].mean() - 5.0
+    kernel = np.ones((7, 7), np.uint8)
+    for seed in range(6):
+        m = render(w, "map", seed, thematic=True)  # (3, H, W)
+        lum = m.mean(0)
+        # everything drawn belongs to one theme's polygons (fills, outlines): no roads, no towns.
+        # The background is the colour of the cells far from every theme's polygons.
+        ok = False
+        for theme in _THEMES:
+            region = cv2.dilate(np.isin(lc, theme).astype(np.uint8), kernel).astype(bool)
+            if region.all() or not region.any():
+                continue
+            bg = np.median(lum[~region])
+            ok |= bool((np.abs(lum[~region] - bg) > 0.02).mean() < 0.01) and lum.std() > 0.02
+        assert ok, seed

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from xgeo.errors import ConfigError
-from xgeo.synth import SceneTruth, write_scene_pair
+from xgeo.synth import ENGINE_VERSION, SceneTruth, write_scene_pair
 
 
 def test_scene_pair_files_grid_and_truth(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_scene_pair_files_grid_and_truth(tmp_path: Path) -> None:
     again = SceneTruth.from_json((tmp_path / "truth.json").read_text())
     np.testing.assert_allclose(again.mov_to_ref(xy), truth.mov_to_ref(xy))
     d = json.loads(truth.to_json())
-    assert d["engine_version"] == "1.0" and np.array(d["mov_to_ref_matrix"]).shape == (3, 3)
+    assert d["engine_version"] == ENGINE_VERSION and np.array(d["mov_to_ref_matrix"]).shape == (3, 3)
 
 
 def test_mov_is_ref_content_at_mov_to_ref(tmp_path: Path) -> None:

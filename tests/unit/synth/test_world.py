@@ -95,3 +95,33 @@ def test_bad_arguments_raise() -> None:
         generate_world(0, (8, 8))
     with pytest.raises(ConfigError):
         generate_world(0, (64, 64), pixel_size=0.0)
+
+
+def test_mountain_wilderness_has_glaciers_on_high_smooth_ground() -> None:
+    from xgeo.synth.world import LC_ICE, LC_URBAN
+
+    w = generate_world(17, (192, 192), pixel_size=30.0, cities=False)
+    lc = w.landcover
+    ice = lc == LC_ICE
+    assert 0.02 < ice.mean() < 0.6, ice.mean()
+    assert not (ice & w.water_mask).any()
+    assert not np.isin(lc, [LC_URBAN, LC_BUILDING]).any()  # wilderness: no towns
+    land = ~ice & ~w.water_mask
+    assert w.dem[ice].mean() > w.dem[land].mean() + 50.0  # above the snow line
+    # ice surfaces are smoother than the rock around them (no fine roughness under the ice)
+    import cv2
+
+    lap = np.abs(cv2.Laplacian(w.dem.astype(np.float64), cv2.CV_64F))
+    core = cv2.erode(ice.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    rock = cv2.erode(land.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert np.median(lap[core]) < 0.7 * np.median(lap[rock])
+
+
+def test_cities_flag_only_removes_towns() -> None:
+    from xgeo.synth.world import LC_URBAN
+
+    a = generate_world(7, (256, 256), pixel_size=10.0)
+    b = generate_world(7, (256, 256), pixel_size=10.0, cities=False)
+    assert (a.landcover == LC_BUILDING).any() and not (b.landcover == LC_BUILDING).any()
+    assert not (b.landcover == LC_URBAN).any() and len(b.building_corners) == 0
+    np.testing.assert_array_equal(a.dem, b.dem)  # same terrain
