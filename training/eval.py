@@ -424,6 +424,7 @@ def run_eval(
     seed: int = 0,
     out: str | Path | None = None,
     progress: bool = True,
+    fine_local: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``xgeo eval``).
 
@@ -438,6 +439,7 @@ def run_eval(
         seed: suite seed.
         out: optional JSON path for the results.
         progress: show a progress bar.
+        fine_local: universal matcher's fine readout radius (None = the weights' card).
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -457,6 +459,8 @@ def run_eval(
             import xgeo
 
             opts: dict[str, Any] = {"orientation_search": orientation_search}
+            if fine_local is not None:
+                opts["fine_local"] = int(fine_local)
             if weights:
                 opts["weights"] = weights
             uni = xgeo.load_matcher("universal", **opts)
@@ -539,6 +543,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-orientation-search", action="store_true")
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--fine-local", type=int, default=None,
+                    help="fine readout radius of the universal matcher (default: the weights' card)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     a = ap.parse_args(argv)
@@ -548,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
-                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out)
+                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out,
+                   fine_local=a.fine_local)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:
