@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from training.train import load_config
 from xgeo.errors import WeightsError
 from xgeo.matcher.config import get_config
 from xgeo.matcher.model import UniversalMatcherNet
@@ -93,6 +94,15 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
         rc = json.loads(run_cfg.read_text())
         card["train_config_sha256"] = rc.get("sha256", card.get("train_config_sha256"))
         card["train_config"] = {k: rc[k] for k in ("data", "model", "train") if k in rc}
+    first = card.get("train_config", {}).get("train", {})
+    if first.get("init_from") or first.get("init_from_config"):  # a later stage: name the first
+        src = Path(first["init_from"]) if first.get("init_from") else Path(
+            load_config(first["init_from_config"]).train.get("out_dir", "")) / "best.safetensors"
+        prev = read_card(src) if src.with_suffix(".json").is_file() else {}
+        card["initialised_from"] = {
+            "weights": str(src), "config": first.get("init_from_config"),
+            **{k: prev[k] for k in ("steps", "elapsed_s", "data_engine_version",
+                                    "train_config_sha256", "hardware") if k in prev}}
     if "data_engine_version" not in card:  # recorded by training runs since tiny_long
         try:
             from xgeo.synth import ENGINE_VERSION

@@ -91,6 +91,7 @@ def _pair_params(data: dict[str, Any], step: int) -> dict[str, Any]:
         "max_rotation_deg": _lerp(r0, r1, t),
         "scale_range": (_lerp(s0[0], s1[0], t), _lerp(s0[1], s1[1], t)),
         "local_distortion": bool(data.get("local_distortion", True)),
+        "wilderness_share": float(data.get("wilderness_share", 0.0)),
     }
 
 
@@ -322,7 +323,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
         _make_pair(900_000 + k, int(data.get("val_size", 256)),
                    max_rotation_deg=float(data.get("val_max_rotation_deg", 45.0)),
                    scale_range=tuple(data.get("scale_range_end", [0.5, 2.0])),
-                   local_distortion=bool(data.get("local_distortion", True)))
+                   local_distortion=bool(data.get("local_distortion", True)),
+                   wilderness_share=float(data.get("wilderness_share", 0.0)))
         for k in range(int(data.get("val_pairs", 16)))
     ]
     ds = SyntheticPairs(data, seed, bs)

@@ -5,12 +5,15 @@ shipped in ``xgeo/matcher/weights/`` (offline). Images of any size are resized s
 side is at most ``max_side`` and padded to a multiple of 8; NaN (invalid) pixels are filled and
 matches landing on them are dropped; points come back in each input's own pixel coordinates.
 With ``orientation_search=True`` image 1 is also tried rotated by 90, 180 and 270 degrees and the
-orientation with the largest summed match confidence wins (the network is trained with
-rotations up to about +-50 degrees, so the four orientations cover any in-plane rotation).
+orientation with the most RANSAC-consistent matches wins (the network is trained with
+rotations up to about +-45 degrees, so the four orientations cover any in-plane rotation).
+With ``two_pass=True`` (default) image 1 is then resampled by the RANSAC affine of those
+matches and matched once more, near the identity where the network is most precise.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Sequence
@@ -38,8 +41,15 @@ _DEFAULTS: dict[str, Any] = {
     "autocast": True,  # bf16/fp16 autocast on CUDA
     "batch_size": 8,  # pairs per forward pass in match_batch
     "max_matches": None,  # keep at most this many (highest confidence); None = all
+    "two_pass": True,  # match again with image 1 resampled by the first pass's RANSAC affine
     "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
 }
+
+
+_FLAT_STD = 1e-3  # 8x8 cells (and their neighbours) with a smaller std are featureless
+_PASS2_MIN_INLIERS = 8  # first-pass RANSAC inliers needed before a second pass
+_PASS2_RANSAC_PX = 8.0  # its RANSAC threshold (input px): learned points scatter by a few px
+_PASS2_FINE_LOCAL = 2  # fine readout radius of the second pass when the card says 0
 
 
 def rot90_points_back(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
@@ -114,6 +124,12 @@ class _Prepared:
         vp = np.pad(vr, ((0, ph), (0, pw)), constant_values=0.0)
         hc, wc = self.net_img.shape[0] // 8, self.net_img.shape[1] // 8
         self.cell_valid = vp.reshape(hc, 8, wc, 8).mean((1, 3)) > 0.5  # (hc, wc)
+        # featureless content (constant fill, saturation, blank tiles) cannot be matched: with
+        # position encodings a blank pair would otherwise "match" at the identity. A cell counts
+        # as textured when it or a neighbour varies at all.
+        std = self.net_img.reshape(hc, 8, wc, 8).std((1, 3))
+        textured = cv2.dilate((std > _FLAT_STD).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        self.cell_valid &= textured
 
     def rotated(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(image, coarse validity)`` rotated by ``k`` quarter turns."""
@@ -183,6 +199,7 @@ class UniversalMatcher(Matcher):
             "weights": self.weights_path.name,
             "weights_sha256": self.weights_sha256[:16],
             "orientation_search": bool(self.opts["orientation_search"]),
+            "two_pass": bool(self.opts["two_pass"]),
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
             "fine_local": int(self.opts["fine_local"]),
@@ -249,7 +266,38 @@ class UniversalMatcher(Matcher):
         a, b = _Prepared(img0, ms), _Prepared(img1, ms)
         if not a.valid.any() or not b.valid.any():
             return Matches.empty(reason="no valid pixels")
-        return self._match_prepared(a, b)
+        return self._second_pass(img0, img1, self._match_prepared(a, b))
+
+    def _second_pass(self, img0: np.ndarray, img1: np.ndarray, m: Matches) -> Matches:
+        """With ``two_pass``: image 1 resampled into image 0's frame by the RANSAC affine of the
+        first pass's matches, matched again (no orientation search), points mapped back.
+
+        The network is most precise near the identity it mostly trained at; after the first
+        pass undoes rotation and scale, the second finds more and better-placed matches (real
+        suite, 60 pairs: SR@10 30 % -> 42 %). Without a coarse geometry (fewer than
+        ``_PASS2_MIN_INLIERS`` RANSAC inliers) or with too few second-pass matches, the first
+        pass is returned.
+        """
+        if not self.opts["two_pass"] or len(m) < _PASS2_MIN_INLIERS:
+            return m
+        from xgeo.matcher.refined import coarse_affine, refine_with
+
+        t = time.perf_counter()
+        aff, n_in = coarse_affine(m, _PASS2_RANSAC_PX)
+        if aff is None or n_in < _PASS2_MIN_INLIERS:
+            return m
+        again = copy.copy(self)
+        # near the identity every match has about the same sub-cell offset, so the whole-window
+        # expectation's pull to the cell centre no longer averages out: read around the peak
+        again.opts = {**self.opts, "orientation_search": False, "two_pass": False,
+                      "fine_local": int(self.opts["fine_local"]) or _PASS2_FINE_LOCAL}
+        r = refine_with(again, img0, img1, aff)
+        if len(r) < _PASS2_MIN_INLIERS:
+            return m
+        info = {**m.info, "two_pass": True, "first_pass_matches": len(m),
+                "first_pass_inliers": n_in, "first_pass_affine": aff.tolist(),
+                "seconds": float(m.info.get("seconds", 0.0)) + time.perf_counter() - t}
+        return Matches(r.points0, r.points1, r.confidence, info)
 
     def match_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:
         """Match many pairs; same-shape pairs share forward passes (the pipeline's tiles).
@@ -284,7 +332,11 @@ class UniversalMatcher(Matcher):
                 for i, r in zip(chunk, res, strict=True):
                     info = {"rotation_deg": 0, "seconds": dt, "matcher": self.describe()}
                     out[i] = self._finish(prepared[i][0], prepared[i][1], 0, *r, info)
-        return [m if m is not None else Matches.empty() for m in out]
+        res_all = [m if m is not None else Matches.empty() for m in out]
+        if self.opts["two_pass"]:
+            res_all = [self._second_pass(as_gray(x), as_gray(y), m)
+                       for (x, y), m in zip(pairs, res_all, strict=True)]
+        return res_all
 
 
 @register_matcher("universal")

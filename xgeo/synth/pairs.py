@@ -20,8 +20,6 @@ __all__ = ["Pair", "make_pair", "to_display", "PAIR_MODALITIES"]
 PAIR_MODALITIES: tuple[str, ...] = MODALITIES
 #: Consecutive seeds ``k * PAIRS_PER_WORLD ... (k + 1) * PAIRS_PER_WORLD - 1`` share a world.
 PAIRS_PER_WORLD = 8
-#: share of generated worlds without cities (engine 1.1: 45 % of crops were > 20 % urban before)
-WILDERNESS_SHARE = 0.35
 
 
 @lru_cache(maxsize=2)
@@ -96,7 +94,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
               max_rotation_deg: float = 180.0, scale_range: tuple[float, float] = (0.5, 2.0),
               local_distortion: bool = True, world_factor: float = 1.5,
               pixel_size: float | None = None, world: World | None = None,
-              style0: dict[str, Any] | None = None, style1: dict[str, Any] | None = None) -> Pair:
+              style0: dict[str, Any] | None = None, style1: dict[str, Any] | None = None,
+              wilderness_share: float = 0.0) -> Pair:
     """Render a cross-modal pair of one procedural world with exact ground truth.
 
     ``img0`` is the centre crop of the world rendered in ``mod0``; ``img1`` is ``mod1`` resampled
@@ -113,6 +112,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
         world_factor: world side / ``size``.
         pixel_size: world metres per pixel (default log-uniform 2-30 m).
         style0, style1: fixed render style keys for each side (default: drawn at random).
+        wilderness_share: probability that a generated world has no towns (natural landscapes;
+            training recipes since engine 1.1 use 0.35: 45 % of crops were > 20 % urban at 0).
         world: use this world instead of generating one. By default consecutive seeds share
             a cached world of side ``size * (world_factor + 0.5)`` (see ``PAIRS_PER_WORLD``) and
             each pair sees a random ``size * world_factor`` window of it.
@@ -140,7 +141,7 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
         ps = float(np.exp(grng.uniform(np.log(2.0), np.log(30.0)))) if pixel_size is None \
             else float(pixel_size)
         wseed = int(grng.integers(0, 2**31 - 1))
-        wild = bool(grng.random() < WILDERNESS_SHARE)  # natural landscapes without towns
+        wild = bool(grng.random() < float(wilderness_share))  # natural landscapes, no towns
         world = _cached_world(wseed, side + size // 2, ps, not wild)
     wh, ww = world.shape
     if wh < size or ww < size:

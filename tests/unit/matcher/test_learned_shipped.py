@@ -71,3 +71,31 @@ def test_refined_matcher_on_the_known_pair_is_subpixel() -> None:
     h, _ = cv2.findHomography(r.points0.astype(np.float64), r.points1.astype(np.float64),
                               cv2.RANSAC, 3.0, maxIters=5000, confidence=0.9999)
     assert _corner_error(h, np.asarray(p.H_0to1, float), p.img0.shape) < 0.5  # measured 0.12
+
+
+@needs_weights
+def test_second_pass_rematches_on_the_resampled_image() -> None:
+    from xgeo.synth import make_pair
+
+    p = make_pair(31337, size=320, mod0="optical", mod1="optical", max_rotation_deg=30.0,
+                  scale_range=(0.8, 1.25), local_distortion=False)
+    one = xgeo.load_matcher(orientation_search=False, two_pass=False, device="cpu")
+    two = xgeo.load_matcher(orientation_search=False, device="cpu")
+    assert two.describe()["two_pass"] and not one.describe()["two_pass"]
+    r1, r2 = one.match(p.img0, p.img1), two.match(p.img0, p.img1)
+    assert "two_pass" not in r1.info
+    assert r2.info["two_pass"] and r2.info["first_pass_matches"] == len(r1)
+    assert np.asarray(r2.info["first_pass_affine"]).shape == (2, 3)
+
+    # second-pass points are in image 1's own pixels; near the identity more of them are right
+    def good(r: xgeo.Matches) -> int:
+        q = np.c_[r.points0, np.ones(len(r))] @ np.asarray(p.H_0to1).T
+        return int((np.hypot(*(q[:, :2] / q[:, 2:] - r.points1).T) < 3.0).sum())
+
+    assert good(r2) > good(r1) >= 30, (good(r1), good(r2))
+    blank = np.full((128, 128), 0.4, np.float32)  # featureless: nothing to match, no identity
+    assert len(two.match(blank, blank)) == 0
+    half = p.img0.copy()
+    half[:, :160] = 0.4  # a flat half yields no points of its own
+    r = one.match(half, p.img1)
+    assert len(r) and (r.points0[:, 0] > 160 - 16).all()
