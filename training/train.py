@@ -1,9 +1,10 @@
 """Train the universal matcher from synthetic data alone.
 
-    python -m training.train --config training/configs/tiny_long.yaml [--resume] [--max-steps N]
+    python -m training.train --config training/configs/tiny_v2.yaml [--resume] [--max-steps N]
 
-(``tiny_long.yaml`` rebuilds the shipped tiny weights; the model card names the config it came
-from.)
+(``tiny_v2.yaml`` rebuilds the shipped tiny weights: it trains its first stage,
+``tiny_long.yaml``, when that stage's weights are missing, then continues from them; the model
+card names both configs.)
 
 Every batch is generated on the fly by :func:`xgeo.synth.make_pair` (procedural world, modality
 translators, geometric warp with exact flow). Coarse truth and fine targets come from the flow
@@ -270,7 +271,10 @@ def _init_weights(tr: dict[str, Any]) -> Path | None:
                               "or point init_from at a .safetensors file")
         return p
     if tr.get("init_from_config"):
-        first = load_config(tr["init_from_config"])
+        src = Path(tr["init_from_config"])
+        if not src.is_file():  # recipes name configs from the repository root
+            src = Path(__file__).resolve().parents[1] / src
+        first = load_config(src)
         p = Path(first.train.get("out_dir", "training/runs/tiny")) / "best.safetensors"
         if not p.is_file():
             print(f"[init] {p} missing: training stage 1 ({first.source}) first", flush=True)
