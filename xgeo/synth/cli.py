@@ -56,7 +56,7 @@ def render_cmd(
         ("land cover", world.landcover.astype(np.float32), "lc"),
     ]
     lc_cmap = ListedColormap(["black", "#2b6cb0", "#276749", "#ecc94b", "#9ae6b4", "#a0aec0",
-                              "#718096", "#c53030", "#1a202c"])
+                              "#718096", "#c53030", "#1a202c", "#e6fffa"])  # one per class
     ncol = 4
     nrow = int(np.ceil(len(panels) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 4 * nrow))
