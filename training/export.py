@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from training.train import load_config
+from training.train import load_config, resolve_config_path
 from xgeo.errors import WeightsError
 from xgeo.matcher.config import get_config
 from xgeo.matcher.model import UniversalMatcherNet
@@ -97,7 +97,8 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
     first = card.get("train_config", {}).get("train", {})
     if first.get("init_from") or first.get("init_from_config"):  # a later stage: name the first
         src = Path(first["init_from"]) if first.get("init_from") else Path(
-            load_config(first["init_from_config"]).train.get("out_dir", "")) / "best.safetensors"
+            load_config(resolve_config_path(first["init_from_config"])).train.get("out_dir", "")
+        ) / "best.safetensors"
         prev = read_card(src) if src.with_suffix(".json").is_file() else {}
         card["initialised_from"] = {
             "weights": str(src), "config": first.get("init_from_config"),

@@ -260,6 +260,12 @@ def _to(batch: dict[str, torch.Tensor], dev: torch.device) -> dict[str, torch.Te
     return {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
 
 
+def resolve_config_path(path: str | Path) -> Path:
+    """A config path as given, else relative to the repository root (how recipes name them)."""
+    p = Path(path)
+    return p if p.is_file() else Path(__file__).resolve().parents[1] / p
+
+
 def _init_weights(tr: dict[str, Any]) -> Path | None:
     """The weights a run starts from: ``init_from`` (a ``.safetensors`` file) or the best
     weights of the ``init_from_config`` run, which is trained first when they are missing
@@ -271,10 +277,7 @@ def _init_weights(tr: dict[str, Any]) -> Path | None:
                               "or point init_from at a .safetensors file")
         return p
     if tr.get("init_from_config"):
-        src = Path(tr["init_from_config"])
-        if not src.is_file():  # recipes name configs from the repository root
-            src = Path(__file__).resolve().parents[1] / src
-        first = load_config(src)
+        first = load_config(resolve_config_path(tr["init_from_config"]))
         p = Path(first.train.get("out_dir", "training/runs/tiny")) / "best.safetensors"
         if not p.is_file():
             print(f"[init] {p} missing: training stage 1 ({first.source}) first", flush=True)
@@ -290,6 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
         ConfigError: bad config values.
     """
     tr, data = cfg.train, cfg.data
+    init = _init_weights(tr)  # first: an earlier stage trained here must not shift our seeds
     out = Path(tr.get("out_dir", "training/runs/tiny"))
     out.mkdir(parents=True, exist_ok=True)
     seed = int(tr.get("seed", 0))
@@ -308,7 +312,6 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
     max_wall = float(tr.get("max_wall_minutes", 1e9)) * 60
     step, elapsed0, best = 0, 0.0, -1.0
     last = out / "last.pt"
-    init = _init_weights(tr)
     if init is not None and not (resume and last.is_file()):
         from xgeo.matcher.weights import load_state
 

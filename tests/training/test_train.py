@@ -108,9 +108,8 @@ def test_unknown_config_section(tmp_path: Path) -> None:
 
 
 def test_second_stage_starts_from_first_and_card_carries_fine_readout(tmp_path: Path) -> None:
-    from training.export import export
-
     import xgeo
+    from training.export import export
 
     first = tmp_path / "stage1"
     cfg1 = T.load_config(TINY, max_steps=1, out_dir=str(first), workers=0, val_every_steps=100,
