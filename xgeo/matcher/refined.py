@@ -26,7 +26,7 @@ import numpy as np
 from xgeo.errors import ConfigError
 from xgeo.matcher.base import Matcher, Matches, load_matcher, register_matcher
 
-__all__ = ["RefinedMatcher", "coarse_affine", "refine_with"]
+__all__ = ["RefinedMatcher", "coarse_affine", "points_back", "refine_with", "resample_into"]
 
 _DEFAULTS: dict[str, Any] = {
     "min_inliers": 8,  # coarse RANSAC inliers needed before refining
@@ -48,19 +48,18 @@ def coarse_affine(m: Matches, ransac_px: float) -> tuple[np.ndarray | None, int]
     return a, int(inl.sum())
 
 
-def refine_with(fine: Matcher, img0: np.ndarray, img1: np.ndarray, a: np.ndarray) -> Matches:
-    """Structural matches of ``img0`` against ``img1`` resampled by ``a`` (img1 -> img0 px).
+def resample_into(img1: np.ndarray, a: np.ndarray, shape0: tuple[int, int]) -> np.ndarray:
+    """``img1`` resampled into image 0's frame by ``a`` (image-1 -> image-0 px), NaN outside.
 
     Args:
-        fine: the precise matcher (e.g. ``classical``).
-        img0: float32 ``(H0, W0)``, NaN invalid.
         img1: float32 ``(H1, W1)``, NaN invalid.
         a: ``(2, 3)`` affine from image-1 to image-0 pixels.
+        shape0: ``(H0, W0)`` of image 0.
 
     Returns:
-        :class:`Matches` with ``points1`` in ``img1`` pixels.
+        float32 ``(H0, W0)``.
     """
-    h0, w0 = img0.shape
+    h0, w0 = shape0
     valid1 = np.isfinite(img1)
     fill = np.where(valid1, img1, 0.0).astype(np.float32)
     warped = cv2.warpAffine(fill, a, (w0, h0), flags=cv2.INTER_LINEAR,
@@ -68,12 +67,31 @@ def refine_with(fine: Matcher, img0: np.ndarray, img1: np.ndarray, a: np.ndarray
     vw = cv2.warpAffine(valid1.astype(np.float32), a, (w0, h0), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     warped[vw < 0.999] = np.nan
-    r = fine.match(img0, warped)
+    return warped
+
+
+def points_back(r: Matches, a: np.ndarray) -> Matches:
+    """Matches against :func:`resample_into`'s image with ``points1`` mapped back to image 1."""
     if not len(r):
         return r
     inv = cv2.invertAffineTransform(a)
     p1 = r.points1.astype(np.float64) @ inv[:, :2].T + inv[:, 2]
     return Matches(r.points0, p1.astype(np.float32), r.confidence, dict(r.info))
+
+
+def refine_with(fine: Matcher, img0: np.ndarray, img1: np.ndarray, a: np.ndarray) -> Matches:
+    """Matches of ``img0`` against ``img1`` resampled by ``a`` (img1 -> img0 px), mapped back.
+
+    Args:
+        fine: the matcher run on the resampled pair (e.g. ``classical``).
+        img0: float32 ``(H0, W0)``, NaN invalid.
+        img1: float32 ``(H1, W1)``, NaN invalid.
+        a: ``(2, 3)`` affine from image-1 to image-0 pixels.
+
+    Returns:
+        :class:`Matches` with ``points1`` in ``img1`` pixels.
+    """
+    return points_back(fine.match(img0, resample_into(img1, a, img0.shape)), a)
 
 
 class RefinedMatcher(Matcher):

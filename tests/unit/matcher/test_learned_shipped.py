@@ -93,6 +93,10 @@ def test_second_pass_rematches_on_the_resampled_image() -> None:
         return int((np.hypot(*(q[:, :2] / q[:, 2:] - r.points1).T) < 3.0).sum())
 
     assert good(r2) > good(r1) >= 30, (good(r1), good(r2))
+    # the batched path (pipeline tiles) runs both passes the same way
+    rb = two.match_batch([(p.img0, p.img1), (p.img0, p.img1)])
+    for r in rb:
+        np.testing.assert_allclose(r.points1, r2.points1, atol=1e-3)
     blank = np.full((128, 128), 0.4, np.float32)  # featureless: nothing to match, no identity
     assert len(two.match(blank, blank)) == 0
     half = p.img0.copy()
