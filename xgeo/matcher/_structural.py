@@ -175,13 +175,15 @@ def block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return out
 
 
-def xcorr_full(a: np.ndarray, b: np.ndarray, shape: tuple[int, int], workers: int) -> np.ndarray:
+def xcorr_full(a: np.ndarray, b: np.ndarray | None, shape: tuple[int, int], workers: int,
+               b_fft: np.ndarray | None = None) -> np.ndarray:
     """Cross-correlation ``out[d] = sum_p a[p] b[p + d]`` for all 2-D shifts (circular layout).
 
-    ``a``/``b`` may be ``(C, h, w)`` (summed over C) or ``(h, w)``.
+    ``a``/``b`` may be ``(C, h, w)`` (summed over C) or ``(h, w)``. ``b_fft`` (``rfft2(b, s=shape)``)
+    replaces ``b`` when one ``b`` is correlated with many ``a``.
     """
     fa = sfft.rfft2(a, s=shape, workers=workers)
-    fb = sfft.rfft2(b, s=shape, workers=workers)
+    fb = sfft.rfft2(b, s=shape, workers=workers) if b_fft is None else b_fft
     prod = np.conj(fa) * fb
     if prod.ndim == 3:
         prod = prod.sum(axis=0)

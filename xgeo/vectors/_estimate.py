@@ -36,6 +36,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy import fft as sfft
 from scipy import optimize
 
 from xgeo.errors import ConfigError, RegistrationError, XgeoError
@@ -270,9 +271,10 @@ def _standardise(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _xcorr(a: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
-    """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r``."""
-    c = xcorr_full(b, a, shape, workers=1)  # circular layout: shift d at index d mod shape
+def _xcorr(a_fft: np.ndarray, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """``c[dy + r, dx + r] = sum_x a(x + d) b(x)`` for ``|dx|, |dy| <= r`` (``a`` given as its
+    ``rfft2`` on ``shape``: one image is correlated with many rotated maps)."""
+    c = xcorr_full(b, None, shape, workers=1, b_fft=a_fft)  # circular: shift d at d mod shape
     return c[np.ix_(np.arange(-radius, radius + 1) % shape[0],
                     np.arange(-radius, radius + 1) % shape[1])]
 
@@ -324,6 +326,7 @@ def correlate_structure(
     valid = np.isfinite(structure)
     a = _standardise(np.nan_to_num(structure), valid)
     shape = (h + 2 * radius + 1, w + 2 * radius + 1)
+    fa = sfft.rfft2(a, s=shape)
     mp = np.nan_to_num(map_edges.astype(np.float64))
     centre = ((w - 1) / 2.0, (h - 1) / 2.0)
     n_ang = int(round(max_rotation_deg / rotation_step_deg))
@@ -334,7 +337,7 @@ def correlate_structure(
         rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
         b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
         b = b - b.mean()
-        c = _xcorr(a, b, shape, radius)
+        c = _xcorr(fa, b, shape, radius)
         c = (c - c.mean()) / (c.std() + 1e-12)
         peaks.append(float(c.max()))
         if best is None or peaks[-1] > best[0]:
@@ -350,7 +353,7 @@ def correlate_structure(
     rot = cv2.getRotationMatrix2D(centre, ang, 1.0)
     b = cv2.warpAffine(mp, rot, (w, h), flags=cv2.INTER_LINEAR)
     b = b - b.mean()
-    c = _xcorr(a, b, shape, radius)
+    c = _xcorr(fa, b, shape, radius)
     dx, dy = _peak(c)
     iy, ix = np.unravel_index(int(np.argmax(c)), c.shape)
     far = c.copy()
@@ -360,7 +363,7 @@ def correlate_structure(
     halves = []
     for half in _checkerboard((h, w), block):
         ah = _standardise(np.nan_to_num(structure), valid & half)
-        hx, hy = _peak(_xcorr(ah, b, shape, radius))
+        hx, hy = _peak(_xcorr(sfft.rfft2(ah, s=shape), b, shape, radius))
         halves.append(float(np.hypot(hx - dx, hy - dy)))
     m = np.eye(3)
     m[:2] = rot
