@@ -16,9 +16,12 @@ Suites:
   type, image 0 is a crop of the first image and image 1 the second image warped by a seeded
   random similarity (rotation 0-180 deg either way, scale 0.7-1.4, translation up to 10 %),
   through the pair's ground truth (identity of the shared grid, or an affine fitted to the
-  authors' tie points). Outside the second image is NaN (0 for SIFT).
+  authors' tie points). Outside the second image is NaN (0 for SIFT). The Landsat-8 subset is
+  mostly cumulus, which moves about 12 px between OLI and TIRS (parallax), so the identity holds
+  on the ground only: image 0 (OLI) of the optical-thermal type is masked to cloud-free ground
+  (:func:`landsat_cloud_mask`, from the product's own calibration), image 1 keeps its clouds.
 
-:func:`run_eval` is the function behind ``xgeo eval``.
+:func:`run_eval` is the function behind ``python -m training.eval``.
 """
 
 from __future__ import annotations
@@ -198,6 +201,49 @@ def _tie_affine(path: Path) -> np.ndarray:
     return m
 
 
+def _mtl(path: Path) -> dict[str, float]:
+    """Numeric ``KEY = value`` entries of a Landsat ``_MTL.txt``."""
+    out = {}
+    for line in path.read_text().splitlines():
+        k, _, v = line.partition("=")
+        try:
+            out[k.strip()] = float(v.strip().strip('"'))
+        except ValueError:
+            continue
+    return out
+
+
+def landsat_cloud_mask(red_dn: np.ndarray, tir_dn: np.ndarray, mtl: Path,
+                       parallax_px: int = 16) -> np.ndarray:
+    """Clouds of a Landsat-8 OLI/TIRS scene, widened by the OLI/TIRS cloud parallax.
+
+    A pixel is cloud when it is both bright in the red band (top-of-atmosphere reflectance
+    > 0.08) and cold at 10.9 um (brightness temperature more than 4 K below the scene's
+    90th percentile); isolated pixels are removed and the mask is dilated by ``parallax_px``
+    because a cloud sits at a different place in the two instruments' images (about 12 px
+    here). Bright warm ground (towns, sand) and cold dark ground (water) are not cloud.
+
+    Args:
+        red_dn: ``(H, W)`` OLI band 4 digital numbers.
+        tir_dn: ``(H, W)`` TIRS band 10 digital numbers.
+        mtl: the product's ``_MTL.txt`` (scale factors, sun elevation, K1/K2).
+
+    Returns:
+        bool ``(H, W)``, True on (widened) cloud.
+    """
+    m = _mtl(mtl)
+    rho = (m["REFLECTANCE_MULT_BAND_4"] * red_dn + m["REFLECTANCE_ADD_BAND_4"]) / np.sin(
+        np.radians(m["SUN_ELEVATION"]))
+    rad = m["RADIANCE_MULT_BAND_10"] * tir_dn + m["RADIANCE_ADD_BAND_10"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bt = m["K2_CONSTANT_BAND_10"] / np.log(m["K1_CONSTANT_BAND_10"] / np.maximum(rad, 1e-6) + 1.0)
+    warm = float(np.nanpercentile(bt[tir_dn > 0], 90))
+    cloud = ((rho > 0.08) & (bt < warm - 4.0)).astype(np.uint8)
+    cloud = cv2.morphologyEx(cloud, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    k = 2 * parallax_px + 1
+    return cv2.dilate(cloud, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+
+
 def real_sources(root: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The real image pairs as ``(imgA, imgB, A_to_B (3, 3))`` per pair type, normalised to [0, 1]."""
     from xgeo.synth import hillshade
@@ -208,7 +254,11 @@ def real_sources(root: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.
     l8 = root / "landsat8_oli_tirs"
     a, _ = _read(l8 / "l8_B4.tif")
     b, _ = _read(l8 / "l8_B10.tif")
-    a[a == 0], b[b == 0] = np.nan, np.nan
+    # the identity holds on the ground only: clouds move ~12 px between OLI and TIRS (parallax),
+    # so image 0 (OLI) keeps only ground (see landsat_cloud_mask). Image 1 keeps its clouds: the
+    # same mask in both images would be a shared outline that any matcher could follow.
+    cloud = landsat_cloud_mask(a, b, l8 / "l8_MTL.txt")
+    a[(a == 0) | cloud], b[b == 0] = np.nan, np.nan
     src[REAL_PAIR_TYPES[0]] = [(_norm(a), _norm(b), eye)]
     vi = root / "cfog_geotiff" / "visible-infrared_utm49"
     src[REAL_PAIR_TYPES[1]] = [(_norm(_read(vi / "test6_ref.tif")[0]), _norm(_read(vi / "test6_sen.tif")[0]),
@@ -269,11 +319,16 @@ def real_suite(root: str | Path = DEFAULT_REAL, n_per_type: int = 50, seed: int 
             ia, ib, g = sources[k % len(sources)]
             h, w = ia.shape
             cs = min(crop, h, w)
-            for _ in range(20):  # crop with mostly valid content
+            best = (-1.0, 0, 0)
+            for _ in range(20):  # crop with mostly valid content (else the most valid of 20)
                 y0, x0 = int(rng.integers(0, h - cs + 1)), int(rng.integers(0, w - cs + 1))
-                img0 = ia[y0 : y0 + cs, x0 : x0 + cs]
-                if np.isfinite(img0).mean() > 0.8:
+                share = float(np.isfinite(ia[y0 : y0 + cs, x0 : x0 + cs]).mean())
+                if share > best[0]:
+                    best = (share, y0, x0)
+                if share > 0.8:
                     break
+            _, y0, x0 = best
+            img0 = ia[y0 : y0 + cs, x0 : x0 + cs]
             sim = _similarity(rng, (cs, cs), max_rotation_deg, scale_range, 0.1)
             shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
             img1_to_b = g @ shift @ np.linalg.inv(sim)
@@ -425,21 +480,24 @@ def run_eval(
     out: str | Path | None = None,
     progress: bool = True,
     fine_local: int | None = None,
+    pair_types: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate matchers on the chosen suites (the function behind ``xgeo eval``).
+    """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
     Args:
         suites: any of ``"real"``, ``"synthetic"``.
-        methods: any of ``"universal"``, ``"classical"``, ``"sift"``.
+        methods: any of ``METHODS``.
         n_real: pairs per real pair type.
         n_synth: pairs per synthetic modality combination.
         real_root: the real data folder.
         weights: universal-matcher ``.safetensors`` (None = shipped).
-        orientation_search: universal matcher's 4-orientation search.
+        orientation_search: universal matcher's orientation search (8 orientations, 45 deg apart).
         seed: suite seed.
         out: optional JSON path for the results.
         progress: show a progress bar.
         fine_local: universal matcher's fine readout radius (None = the weights' card).
+        pair_types: keep only real pair types whose name contains one of these (case-insensitive;
+            None = all); the pairs kept are the same as in a full run.
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -496,6 +554,11 @@ def run_eval(
     res: dict[str, Any] = {"methods": list(methods)}
     for s in suites:
         pairs = real_suite(real_root, n_real, seed) if s == "real" else synthetic_suite(n_synth, seed=50_000_000 + seed)
+        if pair_types and s == "real":
+            pairs = [p for p in pairs if any(k.lower() in p.pair_type.lower() for k in pair_types)]
+            if not pairs:
+                raise ConfigError(f"No real pair type matches {list(pair_types)}; types: "
+                                  f"{', '.join(REAL_PAIR_TYPES)}")
         res[s] = evaluate(fns, pairs, progress=progress)
         if out:  # write partial results as we go
             Path(out).write_text(json.dumps(res, indent=2))
@@ -545,6 +608,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fine-local", type=int, default=None,
                     help="fine readout radius of the universal matcher (default: the weights' card)")
+    ap.add_argument("--pair-type", action="append", default=None,
+                    help="only real pair types whose name contains this (repeatable), e.g. thermal")
     ap.add_argument("--out", default=None)
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     a = ap.parse_args(argv)
@@ -555,7 +620,7 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
                    a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out,
-                   fine_local=a.fine_local)
+                   fine_local=a.fine_local, pair_types=a.pair_type)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:

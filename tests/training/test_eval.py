@@ -40,3 +40,42 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     assert res["overall"]["blind"]["sr10"] < 0.5
     assert set(res["per_type"]) == {"optical-optical", "optical-sar", "sar-optical", "sar-sar"}
     assert "| ALL | perfect | 4 |" in markdown_table(res)
+
+
+def _mtl(path) -> None:
+    path.write_text("""GROUP = L1_METADATA_FILE
+    SUN_ELEVATION = 64.74360932
+    RADIANCE_MULT_BAND_10 = 3.3420E-04
+    RADIANCE_ADD_BAND_10 = 0.10000
+    REFLECTANCE_MULT_BAND_4 = 2.0000E-05
+    REFLECTANCE_ADD_BAND_4 = -0.100000
+    K1_CONSTANT_BAND_10 = 774.8853
+    K2_CONSTANT_BAND_10 = 1321.0789
+    SPACECRAFT_ID = "LANDSAT_8"
+END
+""")
+
+
+def test_landsat_cloud_mask_keeps_towns_and_water(tmp_path) -> None:
+    from training.eval import landsat_cloud_mask
+
+    _mtl(tmp_path / "MTL.txt")
+    red = np.full((200, 200), 8000.0)  # ground: TOA reflectance (0.16 - 0.1) / 0.904 = 0.066
+    tir = np.full((200, 200), 30000.0)  # ~ 297 K: warm ground
+    red[40:60, 40:60], tir[40:60, 40:60] = 20000.0, 22000.0  # cloud: bright and cold
+    red[140:160, 40:60] = 20000.0  # town or sand: bright but warm
+    tir[40:60, 140:160] = 22000.0  # water: cold but dark
+    m = landsat_cloud_mask(red, tir, tmp_path / "MTL.txt", parallax_px=10)
+    assert m[50, 50] and m[50, 35] and not m[50, 25]  # cloud, widened by the parallax margin
+    assert not m[150, 50] and not m[50, 150] and not m[150, 150]
+
+
+def test_real_suite_thermal_pairs_are_ground_only(real_data) -> None:
+    # the OLI/TIRS identity holds on the ground: image 0 has no cloud, image 1 keeps its own
+    from training.eval import real_suite
+
+    pairs = [p for p in real_suite(real_data, 3) if "thermal" in p.pair_type]
+    assert len(pairs) == 3
+    for p in pairs:
+        v0, v1 = np.isfinite(p.img0).mean(), np.isfinite(p.img1).mean()
+        assert 0.15 < v0 < 0.95 and v1 > v0, (v0, v1)
