@@ -4,9 +4,12 @@
 shipped in ``xgeo/matcher/weights/`` (offline). Images of any size are resized so that the long
 side is at most ``max_side`` and padded to a multiple of 8; NaN (invalid) pixels are filled and
 matches landing on them are dropped; points come back in each input's own pixel coordinates.
-With ``orientation_search=True`` image 1 is also tried rotated by 90, 180 and 270 degrees and the
-orientation with the most RANSAC-consistent matches wins (the network is trained with
-rotations up to about +-45 degrees, so the four orientations cover any in-plane rotation).
+With ``orientation_search=True`` image 1 is also tried rotated by 90, 180 and 270 degrees (and,
+with ``orientations=8``, the default, by the four odd multiples of 45 degrees) and the
+orientation with the most RANSAC-consistent matches wins. The network is trained with rotations
+up to about +-45 degrees, but on real cross-modal pairs it fails beyond about 35 degrees of
+residual rotation (optical-infrared suite: every failure of the four-orientation search had
+34-45 degrees left), so eight orientations, leaving at most 22.5 degrees, are the default.
 With ``two_pass=True`` (default) image 1 is then resampled by the RANSAC affine of those
 matches and matched once more, near the identity where the network is most precise.
 """
@@ -35,6 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "device": None,  # "cpu", "cuda", "cuda:1"; None = CUDA when present
     "preset": None,  # "tiny" | "base"; None = "tiny"
     "orientation_search": True,  # also try img1 rotated by 90/180/270 deg
+    "orientations": 8,  # with orientation_search: 4 (quarter turns) or 8 (every 45 deg)
     "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
     "threshold": None,  # coarse dual-softmax confidence threshold; None = model card's (or 0.2)
     "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
@@ -73,6 +77,19 @@ def rot90_points_back(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.nda
     if k == 2:
         return np.stack([w - 1 - x, h - 1 - y], -1)
     return np.stack([y, h - 1 - x], -1)
+
+
+def _rotate45(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` rotated 45 degrees counter-clockwise about its centre, same canvas, NaN outside.
+
+    Returns:
+        ``(rotated (H, W), back (2, 3))``: ``back`` maps rotated-image points to ``img`` points.
+    """
+    h, w = img.shape
+    fwd = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), 45.0, 1.0)
+    rot = cv2.warpAffine(img, fwd, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=float("nan"))
+    return rot, cv2.invertAffineTransform(fwd)
 
 
 def _orientation_score(p0: np.ndarray, p1: np.ndarray, conf: np.ndarray,
@@ -156,7 +173,7 @@ class UniversalMatcher(Matcher):
 
     Args:
         **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
-            ``orientation_search``, ``max_side``, ``threshold``, ``num_threads``, ``autocast``,
+            ``orientation_search``, ``orientations``, ``max_side``, ``threshold``, ``num_threads``, ``autocast``,
             ``batch_size``, ``max_matches``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
@@ -174,6 +191,8 @@ class UniversalMatcher(Matcher):
         o = {**_DEFAULTS, **options}
         if not (64 <= int(o["max_side"]) <= 8192):
             raise ConfigError(f"max_side={o['max_side']} must be in [64, 8192]")
+        if int(o["orientations"]) not in (4, 8):
+            raise ConfigError(f"orientations={o['orientations']} must be 4 or 8")
         if o["threshold"] is not None and not (0.0 <= float(o["threshold"]) < 1.0):
             raise ConfigError(f"threshold={o['threshold']} must be in [0, 1)")
         self.opts = o
@@ -201,6 +220,7 @@ class UniversalMatcher(Matcher):
             "weights": self.weights_path.name,
             "weights_sha256": self.weights_sha256[:16],
             "orientation_search": bool(self.opts["orientation_search"]),
+            "orientations": int(self.opts["orientations"]) if self.opts["orientation_search"] else 1,
             "two_pass": bool(self.opts["two_pass"]),
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
@@ -222,7 +242,7 @@ class UniversalMatcher(Matcher):
         dtype = torch.bfloat16 if use_ac and torch.cuda.is_bf16_supported() else torch.float16
         with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_ac):
             r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1,
-                               int(self.opts["fine_local"]))
+                               int(self.opts["fine_local"]), shared0=all(x is imgs0[0] for x in imgs0))
         b = r.b_ids.cpu().numpy()
         p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
         c = r.confidence.float().cpu().numpy()
@@ -239,23 +259,51 @@ class UniversalMatcher(Matcher):
             q0, q1, c = q0[top], q1[top], c[top]
         return Matches(q0.astype(np.float32), q1.astype(np.float32), c.astype(np.float32), info)
 
-    def _match_prepared(self, a: _Prepared, b: _Prepared) -> Matches:
+    def _match_prepared(self, a: _Prepared, b: _Prepared,
+                        b45: tuple[_Prepared, np.ndarray] | None = None) -> Matches:
+        """First pass: every orientation hypothesis of image 1, the best-supported one kept.
+
+        Args:
+            a, b: prepared images 0 and 1.
+            b45: image 1 rotated by 45 degrees, prepared, with its ``(2, 3)`` map back to image 1
+                (the odd multiples of 45 degrees), or None.
+        """
         t = time.perf_counter()
         ks = (0, 1, 2, 3) if self.opts["orientation_search"] else (0,)
+        cands: list[tuple[_Prepared, np.ndarray | None, int]] = [(b, None, k) for k in ks]
+        if b45 is not None and self.opts["orientation_search"]:
+            cands += [(b45[0], b45[1], k) for k in ks]
         results: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for group in ((0, 2), (1, 3)):  # same shapes within a group: batch them
-            gk = [k for k in group if k in ks]
-            if not gk:
-                continue
-            rot = [b.rotated(k) for k in gk]
-            out = self._forward([a.net_img] * len(gk), [r[0] for r in rot],
-                                [a.cell_valid] * len(gk), [r[1] for r in rot])
-            results.update(zip(gk, out, strict=True))
-        scores = {k: _orientation_score(*v) for k, v in results.items()}
-        k = max(scores, key=lambda kk: scores[kk])
-        info = {"rotation_deg": 90 * k, "orientation_scores": scores,
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (bb, _, k) in enumerate(cands):  # same shapes within a group: batch them
+            groups.setdefault(bb.rotated(k)[0].shape, []).append(i)
+        for idx in groups.values():
+            rot = [cands[i][0].rotated(cands[i][2]) for i in idx]
+            out = self._forward([a.net_img] * len(idx), [r[0] for r in rot],
+                                [a.cell_valid] * len(idx), [r[1] for r in rot])
+            results.update(zip(idx, out, strict=True))
+        scores = {i: _orientation_score(*v) for i, v in results.items()}
+        best = max(scores, key=lambda i: scores[i])
+        bb, back, k = cands[best]
+        deg = {i: 90 * c[2] + (45 if c[1] is not None else 0) for i, c in enumerate(cands)}
+        info = {"rotation_deg": deg[best], "orientation_scores": {deg[i]: v for i, v in scores.items()},
                 "seconds": time.perf_counter() - t, "matcher": self.describe()}
-        return self._finish(a, b, k, *results[k], info)
+        m = self._finish(a, bb, k, *results[best], info)
+        if back is None or not len(m):
+            return m
+        p1 = m.points1 @ back[:, :2].T + back[:, 2]
+        ok = b.on_valid(p1)
+        return Matches(m.points0[ok], p1[ok].astype(np.float32), m.confidence[ok], m.info)
+
+    def _prepare_pair(self, img0: np.ndarray, img1: np.ndarray
+                      ) -> tuple[_Prepared, _Prepared, tuple[_Prepared, np.ndarray] | None]:
+        ms = int(self.opts["max_side"])
+        a, b = _Prepared(img0, ms), _Prepared(img1, ms)
+        b45 = None
+        if self.opts["orientation_search"] and int(self.opts["orientations"]) == 8 and b.valid.any():
+            rot, back = _rotate45(img1)
+            b45 = (_Prepared(rot, ms), back)
+        return a, b, b45
 
     # -- Matcher API ---------------------------------------------------------------------------
     def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
@@ -264,11 +312,10 @@ class UniversalMatcher(Matcher):
         Returns:
             :class:`Matches` with ``points0 (N, 2)`` in ``img0`` and ``points1 (N, 2)`` in ``img1``.
         """
-        ms = int(self.opts["max_side"])
-        a, b = _Prepared(img0, ms), _Prepared(img1, ms)
+        a, b, b45 = self._prepare_pair(img0, img1)
         if not a.valid.any() or not b.valid.any():
             return Matches.empty(reason="no valid pixels")
-        return self._second_pass(img0, img1, self._match_prepared(a, b))
+        return self._second_pass(img0, img1, self._match_prepared(a, b, b45))
 
     def _second_pass(self, img0: np.ndarray, img1: np.ndarray, m: Matches) -> Matches:
         """With ``two_pass``: image 1 resampled into image 0's frame by the RANSAC affine of the
@@ -334,15 +381,15 @@ class UniversalMatcher(Matcher):
 
     def _batch_gray(self, grays: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:
         """:meth:`match_batch` for float32 gray pairs in [0, 1] (NaN invalid)."""
-        ms = int(self.opts["max_side"])
-        prepared = [(_Prepared(x, ms), _Prepared(y, ms)) for x, y in grays]
+        prepared3 = [self._prepare_pair(x, y) for x, y in grays]
+        prepared = [(a, b) for a, b, _ in prepared3]
         out: list[Matches | None] = [None] * len(prepared)
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, (a, b) in enumerate(prepared):
+        for i, (a, b, b45) in enumerate(prepared3):
             if not a.valid.any() or not b.valid.any():
                 out[i] = Matches.empty(reason="no valid pixels")
             elif self.opts["orientation_search"]:
-                out[i] = self._match_prepared(a, b)
+                out[i] = self._match_prepared(a, b, b45)
             else:
                 groups.setdefault((a.net_img.shape, b.net_img.shape), []).append(i)
         bs = max(1, int(self.opts["batch_size"]))

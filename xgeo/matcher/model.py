@@ -94,18 +94,29 @@ class UniversalMatcherNet(nn.Module):
         self.backbone.fuse()
         return self
 
-    def encode(self, img0: torch.Tensor, img1: torch.Tensor) -> Features:
+    def encode(self, img0: torch.Tensor, img1: torch.Tensor, shared0: bool = False) -> Features:
         """Run backbone, transformer and FPN.
 
         Args:
             img0: ``(B, 1, H0, W0)`` grayscale, ``H0, W0`` multiples of 8.
             img1: ``(B, 1, H1, W1)``.
+            shared0: every ``img0`` of the batch is the same image (orientation hypotheses of
+                image 1): its backbone runs once.
 
         Returns:
             :class:`Features`.
         """
         img0, img1 = standardize(img0), standardize(img1)
-        if img0.shape == img1.shape:
+        b = img0.shape[0]
+        if shared0 and b > 1:
+            if img0.shape[1:] == img1.shape[1:]:
+                feats = self.backbone(torch.cat([img0[:1], img1], 0))
+                f0, f1 = [f[:1] for f in feats], [f[1:] for f in feats]
+            else:
+                f0, f1 = self.backbone(img0[:1]), self.backbone(img1)
+            x2_0, x4_0, x8_0 = (f.expand(b, -1, -1, -1).contiguous() for f in f0)
+            x2_1, x4_1, x8_1 = f1
+        elif img0.shape == img1.shape:
             a2, a4, a8 = self.backbone(torch.cat([img0, img1], 0))
             (x2_0, x2_1), (x4_0, x4_1), (x8_0, x8_1) = a2.chunk(2), a4.chunk(2), a8.chunk(2)
         else:
@@ -159,6 +170,7 @@ class UniversalMatcherNet(nn.Module):
         mask0: torch.Tensor | None = None,
         mask1: torch.Tensor | None = None,
         fine_local: int = 0,
+        shared0: bool = False,
     ) -> RawMatches:
         """Inference: coarse mutual matches above ``threshold``, refined to sub-pixel.
 
@@ -169,11 +181,12 @@ class UniversalMatcherNet(nn.Module):
             mask0: optional bool ``(B, L0)`` valid coarse cells of image 0.
             mask1: optional bool ``(B, L1)``.
             fine_local: fine refinement neighbourhood radius (0 = whole window, as trained).
+            shared0: all ``img0`` are one image (see :meth:`encode`).
 
         Returns:
             :class:`RawMatches` in input pixels.
         """
-        feats = self.encode(img0, img1)
+        feats = self.encode(img0, img1, shared0)
         b_ids, i_ids, j_ids, conf = coarse_matches(
             feats.coarse0, feats.coarse1, self.cfg.temperature, threshold, mask0, mask1
         )

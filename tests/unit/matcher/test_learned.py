@@ -146,7 +146,10 @@ def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:
     a[:40, :40] = np.nan
     r = m.match(a, b)
     assert r.points0.dtype == np.float32 and r.points0.shape == r.points1.shape
-    assert r.info["rotation_deg"] in (0, 90, 180, 270)
+    assert r.info["rotation_deg"] in range(0, 360, 45)
+    assert len(r.info["orientation_scores"]) == 8  # quarter turns and the 45-degree ones
+    with pytest.raises(ConfigError, match="orientations"):
+        UniversalMatcher(weights=random_weights, orientations=6)
     if len(r):
         assert (r.points0[:, 0] >= -0.5).all() and (r.points0[:, 0] <= 100.5).all()
         assert (r.points0[:, 1] <= 129.5).all() and (r.points1[:, 0] <= 149.5).all()

@@ -74,6 +74,35 @@ def test_refined_matcher_on_the_known_pair_is_subpixel() -> None:
 
 
 @needs_weights
+def test_eight_orientations_recover_a_rotation_between_quarter_turns() -> None:
+    # a rotation of ~40 deg is left over by every quarter turn; the 45-degree hypotheses take
+    # it to ~5 deg, where the network is at home
+    from xgeo.matcher.inference import _rotate45
+    from xgeo.synth import make_pair
+
+    p = make_pair(31337, size=320, mod0="optical", mod1="sar", max_rotation_deg=5.0,
+                  scale_range=(0.95, 1.05), local_distortion=False)
+    img1 = np.asarray(p.img1, np.float32)
+    rot, back = _rotate45(img1)
+    # ``rot`` is img1 turned by 45 deg; rotating it back by 5 deg leaves 40 deg to find
+    h, w = img1.shape
+    fwd5 = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -5.0, 1.0)
+    img = cv2.warpAffine(rot, fwd5, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    h_rot = np.eye(3)
+    h_rot[:2] = cv2.invertAffineTransform(back)  # img1 -> rot
+    h5 = np.eye(3)
+    h5[:2] = fwd5
+    truth = h5 @ h_rot @ np.asarray(p.H_0to1, float)
+    m = xgeo.load_matcher(device="cpu")
+    assert m.describe()["orientations"] == 8
+    r = m.match(p.img0, img)
+    assert r.info["rotation_deg"] % 90 == 45, r.info["orientation_scores"]
+    hh, _ = cv2.findHomography(r.points0.astype(np.float64), r.points1.astype(np.float64),
+                               cv2.RANSAC, 3.0, maxIters=5000, confidence=0.9999)
+    assert _corner_error(hh, truth, p.img0.shape) < 3.0
+
+
+@needs_weights
 def test_second_pass_rematches_on_the_resampled_image() -> None:
     from xgeo.synth import make_pair
 
