@@ -40,6 +40,7 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     assert res["overall"]["blind"]["sr10"] < 0.5
     assert set(res["per_type"]) == {"optical-optical", "optical-sar", "sar-optical", "sar-sar"}
     assert "| ALL | perfect | 4 |" in markdown_table(res)
+    assert len(res["pairs"]) == 4 and res["pairs"][0]["errors"]["perfect"] < 1e-6
 
 
 def _mtl(path) -> None:
@@ -79,3 +80,13 @@ def test_real_suite_thermal_pairs_are_ground_only(real_data) -> None:
     for p in pairs:
         v0, v1 = np.isfinite(p.img0).mean(), np.isfinite(p.img1).mean()
         assert 0.15 < v0 < 0.95 and v1 > v0, (v0, v1)
+
+
+def test_synthetic_suite_truth_is_affine() -> None:
+    # the protocol fits an affine: a perspective truth would cap every method's corner error
+    pairs = synthetic_suite(1, size=96, modalities=["optical"])
+    h = pairs[0].H_0to1 / pairs[0].H_0to1[2, 2]
+    assert np.allclose(h[2, :2], 0.0)
+    p0 = np.random.default_rng(0).uniform(0, 95, (50, 2))
+    p1 = p0 @ h[:2, :2].T + h[:2, 2]
+    assert corner_error(fit_affine(p0, p1), pairs[0].H_0to1, (96, 96)) < 1e-3

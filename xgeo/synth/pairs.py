@@ -95,7 +95,7 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
               local_distortion: bool = True, world_factor: float = 1.5,
               pixel_size: float | None = None, world: World | None = None,
               style0: dict[str, Any] | None = None, style1: dict[str, Any] | None = None,
-              wilderness_share: float = 0.0) -> Pair:
+              wilderness_share: float = 0.0, perspective: float = 0.1) -> Pair:
     """Render a cross-modal pair of one procedural world with exact ground truth.
 
     ``img0`` is the centre crop of the world rendered in ``mod0``; ``img1`` is ``mod1`` resampled
@@ -114,6 +114,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
         style0, style1: fixed render style keys for each side (default: drawn at random).
         wilderness_share: probability that a generated world has no towns (natural landscapes;
             training recipes since engine 1.1 use 0.35: 45 % of crops were > 20 % urban at 0).
+        perspective: perspective strength of the warp (:func:`~xgeo.synth.warp.random_warp`);
+            0 gives an affine truth (evaluation by an affine fit); the other draws are the same.
         world: use this world instead of generating one. By default consecutive seeds share
             a cached world of side ``size * (world_factor + 0.5)`` (see ``PAIRS_PER_WORLD``) and
             each pair sees a random ``size * world_factor`` window of it.
@@ -160,7 +162,7 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
     d1 = to_display(a1, m1, np.random.default_rng(int(seeds[4])), v1)
 
     warp = random_warp(int(seeds[5]), (size, size), max_rotation_deg, scale_range,
-                       local_distortion)
+                       local_distortion, perspective=perspective)
     img0 = np.ascontiguousarray(d0[oy:oy + size, ox:ox + size])
     inv = warp.inverse_map()  # (H, W, 2) img1 -> img0 frame
     inv[..., 0] += np.float32(ox)
