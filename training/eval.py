@@ -486,6 +486,7 @@ def run_eval(
     progress: bool = True,
     fine_local: int | None = None,
     pair_types: Sequence[str] | None = None,
+    scale_search: bool = True,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
@@ -503,6 +504,7 @@ def run_eval(
         fine_local: universal matcher's fine readout radius (None = the weights' card).
         pair_types: keep only real pair types whose name contains one of these (case-insensitive;
             None = all); the pairs kept are the same as in a full run.
+        scale_search: universal matcher's adaptive scale search.
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -521,7 +523,8 @@ def run_eval(
         if m in ("universal", "universal+structural") and uni is None:
             import xgeo
 
-            opts: dict[str, Any] = {"orientation_search": orientation_search}
+            opts: dict[str, Any] = {"orientation_search": orientation_search,
+                                    "scale_search": scale_search}
             if fine_local is not None:
                 opts["fine_local"] = int(fine_local)
             if weights:
@@ -614,6 +617,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-synth", type=int, default=2)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--no-orientation-search", action="store_true")
+    ap.add_argument("--no-scale-search", action="store_true")
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fine-local", type=int, default=None,
@@ -630,7 +634,7 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
                    a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out,
-                   fine_local=a.fine_local, pair_types=a.pair_type)
+                   fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:

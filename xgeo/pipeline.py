@@ -203,6 +203,7 @@ def get_matcher(cfg: RegisterConfig) -> Matcher:
     opts = dict(cfg.matcher_options)
     if name in ("universal", "universal+structural") or name.endswith(".safetensors"):
         opts.setdefault("orientation_search", False)  # tiles are aligned by georeferencing
+        opts.setdefault("scale_search", False)  # ... and share one grid
         opts.setdefault("max_side", cfg.tile_size + 2 * cfg.halo)
     key = (name, tuple(sorted(opts.items())))
     if key not in _MATCHERS:

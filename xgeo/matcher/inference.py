@@ -39,6 +39,7 @@ _DEFAULTS: dict[str, Any] = {
     "preset": None,  # "tiny" | "base"; None = "tiny"
     "orientation_search": True,  # also try img1 rotated by 90/180/270 deg
     "orientations": 8,  # with orientation_search: 4 (quarter turns) or 8 (every 45 deg)
+    "scale_search": True,  # weak first pass: also try image 1 scaled by 1/sqrt(2) and sqrt(2)
     "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
     "threshold": None,  # coarse dual-softmax confidence threshold; None = model card's (or 0.2)
     "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
@@ -51,6 +52,10 @@ _DEFAULTS: dict[str, Any] = {
 
 
 _FLAT_STD = 1e-3  # 8x8 cells (and their neighbours) with a smaller std are featureless
+# first pass without a clear winner (support under 30, or under twice the runner-up's: chance
+# hypotheses reach 20-45 on 320 px pairs, right ones 90-150) -> other scales are tried
+_SCALE_SEARCH_BELOW = 30.0
+_SCALE_SEARCH_RATIO = 2.0
 _PASS2_MIN_INLIERS = 8  # first-pass RANSAC inliers needed before a second pass
 _PASS2_RANSAC_PX = 8.0  # its RANSAC threshold (input px): learned points scatter by a few px
 _PASS2_FINE_LOCAL = 2  # fine readout radius of the second pass when the card says 0
@@ -221,6 +226,7 @@ class UniversalMatcher(Matcher):
             "weights_sha256": self.weights_sha256[:16],
             "orientation_search": bool(self.opts["orientation_search"]),
             "orientations": int(self.opts["orientations"]) if self.opts["orientation_search"] else 1,
+            "scale_search": bool(self.opts["scale_search"]),
             "two_pass": bool(self.opts["two_pass"]),
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
@@ -259,51 +265,80 @@ class UniversalMatcher(Matcher):
             q0, q1, c = q0[top], q1[top], c[top]
         return Matches(q0.astype(np.float32), q1.astype(np.float32), c.astype(np.float32), info)
 
-    def _match_prepared(self, a: _Prepared, b: _Prepared,
-                        b45: tuple[_Prepared, np.ndarray] | None = None) -> Matches:
-        """First pass: every orientation hypothesis of image 1, the best-supported one kept.
+    def _views(self, img1: np.ndarray, scale: float, prepared: _Prepared | None = None
+               ) -> list[tuple[_Prepared, np.ndarray | None, int]]:
+        """Image 1 as the first pass sees it at one scale: ``(prepared, back, degrees)`` views.
 
-        Args:
-            a, b: prepared images 0 and 1.
-            b45: image 1 rotated by 45 degrees, prepared, with its ``(2, 3)`` map back to image 1
-                (the odd multiples of 45 degrees), or None.
+        ``back`` maps the view's input pixels to ``img1`` pixels (None: the view is ``img1``);
+        ``degrees`` is the view's own rotation (0 or 45), the quarter turns come on top.
+        ``prepared``: ``img1`` already prepared (scale 1).
         """
-        t = time.perf_counter()
+        ms = int(self.opts["max_side"])
+        img, back = img1, None
+        if scale != 1.0:
+            h, w = img1.shape
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            img = cv2.resize(img1, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            sx, sy = size[0] / w, size[1] / h  # view px -> img1 px, pixel centres kept
+            back = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5]])
+        first = prepared if prepared is not None and scale == 1.0 else _Prepared(img, ms)
+        views: list[tuple[_Prepared, np.ndarray | None, int]] = [(first, back, 0)]
+        if self.opts["orientation_search"] and int(self.opts["orientations"]) == 8:
+            rot, rback = _rotate45(img)
+            if back is not None:  # rotated view -> scaled view -> img1
+                rback = np.c_[back[:, :2] @ rback[:, :2], back[:, :2] @ rback[:, 2] + back[:, 2]]
+            views.append((_Prepared(rot, ms), rback, 45))
+        return views
+
+    def _hypotheses(self, a: _Prepared, views: list[tuple[_Prepared, np.ndarray | None, int]],
+                    scale: float) -> list[dict[str, Any]]:
+        """Run every orientation of every view (batched by shape) and score each hypothesis."""
         ks = (0, 1, 2, 3) if self.opts["orientation_search"] else (0,)
-        cands: list[tuple[_Prepared, np.ndarray | None, int]] = [(b, None, k) for k in ks]
-        if b45 is not None and self.opts["orientation_search"]:
-            cands += [(b45[0], b45[1], k) for k in ks]
-        results: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        cands = [(v, k) for v in views for k in ks]
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (bb, _, k) in enumerate(cands):  # same shapes within a group: batch them
+        for i, ((bb, _, _), k) in enumerate(cands):  # same shapes within a group: batch them
             groups.setdefault(bb.rotated(k)[0].shape, []).append(i)
+        results: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for idx in groups.values():
-            rot = [cands[i][0].rotated(cands[i][2]) for i in idx]
+            rot = [cands[i][0][0].rotated(cands[i][1]) for i in idx]
             out = self._forward([a.net_img] * len(idx), [r[0] for r in rot],
                                 [a.cell_valid] * len(idx), [r[1] for r in rot])
             results.update(zip(idx, out, strict=True))
-        scores = {i: _orientation_score(*v) for i, v in results.items()}
-        best = max(scores, key=lambda i: scores[i])
-        bb, back, k = cands[best]
-        deg = {i: 90 * c[2] + (45 if c[1] is not None else 0) for i, c in enumerate(cands)}
-        info = {"rotation_deg": deg[best], "orientation_scores": {deg[i]: v for i, v in scores.items()},
+        return [{"view": cands[i][0], "k": cands[i][1], "raw": results[i],
+                 "deg": 90 * cands[i][1] + cands[i][0][2], "scale": scale,
+                 "score": _orientation_score(*results[i])} for i in range(len(cands))]
+
+    def _match_prepared(self, a: _Prepared, img1: np.ndarray, b: _Prepared) -> Matches:
+        """First pass: every orientation (and, for weak pairs, scale) hypothesis of image 1; the
+        best-supported one is kept.
+
+        Args:
+            a: prepared image 0.
+            img1: image 1, float32 gray (NaN invalid).
+            b: image 1 prepared (the unrotated, unscaled view).
+        """
+        t = time.perf_counter()
+        hyps = self._hypotheses(a, self._views(img1, 1.0, b), 1.0)
+        ranked = sorted(h["score"] for h in hyps)
+        best = max(hyps, key=lambda h: h["score"])
+        second = ranked[-2] if len(ranked) > 1 else 0.0
+        if self.opts["scale_search"] and best["score"] < max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second):
+            # no clear answer at the trained scale range (0.7-1.4): image 1 shrunk and enlarged
+            # by sqrt(2) brings scales of 0.5-2 back into it
+            for f in (2**-0.5, 2**0.5):
+                hyps += self._hypotheses(a, self._views(img1, f), f)
+            best = max(hyps, key=lambda h: h["score"])
+        (bb, back, _), k = best["view"], best["k"]
+        info = {"rotation_deg": best["deg"], "scale_view": best["scale"],
+                "orientation_scores": {f"{h['deg']}@{h['scale']:.2f}" if h["scale"] != 1.0
+                                       else h["deg"]: h["score"] for h in hyps},
                 "seconds": time.perf_counter() - t, "matcher": self.describe()}
-        m = self._finish(a, bb, k, *results[best], info)
+        m = self._finish(a, bb, k, *best["raw"], info)
         if back is None or not len(m):
             return m
         p1 = m.points1 @ back[:, :2].T + back[:, 2]
         ok = b.on_valid(p1)
         return Matches(m.points0[ok], p1[ok].astype(np.float32), m.confidence[ok], m.info)
-
-    def _prepare_pair(self, img0: np.ndarray, img1: np.ndarray
-                      ) -> tuple[_Prepared, _Prepared, tuple[_Prepared, np.ndarray] | None]:
-        ms = int(self.opts["max_side"])
-        a, b = _Prepared(img0, ms), _Prepared(img1, ms)
-        b45 = None
-        if self.opts["orientation_search"] and int(self.opts["orientations"]) == 8 and b.valid.any():
-            rot, back = _rotate45(img1)
-            b45 = (_Prepared(rot, ms), back)
-        return a, b, b45
 
     # -- Matcher API ---------------------------------------------------------------------------
     def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
@@ -312,10 +347,11 @@ class UniversalMatcher(Matcher):
         Returns:
             :class:`Matches` with ``points0 (N, 2)`` in ``img0`` and ``points1 (N, 2)`` in ``img1``.
         """
-        a, b, b45 = self._prepare_pair(img0, img1)
+        ms = int(self.opts["max_side"])
+        a, b = _Prepared(img0, ms), _Prepared(img1, ms)
         if not a.valid.any() or not b.valid.any():
             return Matches.empty(reason="no valid pixels")
-        return self._second_pass(img0, img1, self._match_prepared(a, b, b45))
+        return self._second_pass(img0, img1, self._match_prepared(a, img1, b))
 
     def _second_pass(self, img0: np.ndarray, img1: np.ndarray, m: Matches) -> Matches:
         """With ``two_pass``: image 1 resampled into image 0's frame by the RANSAC affine of the
@@ -350,7 +386,7 @@ class UniversalMatcher(Matcher):
         again = copy.copy(self)
         # near the identity every match has about the same sub-cell offset, so the whole-window
         # expectation's pull to the cell centre no longer averages out: read around the peak
-        again.opts = {**self.opts, "orientation_search": False, "two_pass": False,
+        again.opts = {**self.opts, "orientation_search": False, "two_pass": False, "scale_search": False,
                       "fine_local": int(self.opts["fine_local"]) or _PASS2_FINE_LOCAL}
         second = again._batch_gray([
             (as_gray(grays[i][0]), as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
@@ -381,15 +417,15 @@ class UniversalMatcher(Matcher):
 
     def _batch_gray(self, grays: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:
         """:meth:`match_batch` for float32 gray pairs in [0, 1] (NaN invalid)."""
-        prepared3 = [self._prepare_pair(x, y) for x, y in grays]
-        prepared = [(a, b) for a, b, _ in prepared3]
+        ms = int(self.opts["max_side"])
+        prepared = [(_Prepared(x, ms), _Prepared(y, ms)) for x, y in grays]
         out: list[Matches | None] = [None] * len(prepared)
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, (a, b, b45) in enumerate(prepared3):
+        for i, (a, b) in enumerate(prepared):
             if not a.valid.any() or not b.valid.any():
                 out[i] = Matches.empty(reason="no valid pixels")
-            elif self.opts["orientation_search"]:
-                out[i] = self._match_prepared(a, b, b45)
+            elif self.opts["orientation_search"] or self.opts["scale_search"]:
+                out[i] = self._match_prepared(a, grays[i][1], b)
             else:
                 groups.setdefault((a.net_img.shape, b.net_img.shape), []).append(i)
         bs = max(1, int(self.opts["batch_size"]))

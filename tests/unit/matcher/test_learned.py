@@ -147,7 +147,11 @@ def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:
     r = m.match(a, b)
     assert r.points0.dtype == np.float32 and r.points0.shape == r.points1.shape
     assert r.info["rotation_deg"] in range(0, 360, 45)
-    assert len(r.info["orientation_scores"]) == 8  # quarter turns and the 45-degree ones
+    # random weights give no clear winner, so the scale search adds two scales of 8 orientations
+    assert len(r.info["orientation_scores"]) == 24
+    assert r.info["scale_view"] in (1.0, 2**-0.5, 2**0.5)
+    r8 = UniversalMatcher(weights=random_weights, threshold=0.0, max_side=96, scale_search=False).match(a, b)
+    assert len(r8.info["orientation_scores"]) == 8  # quarter turns and the 45-degree ones
     with pytest.raises(ConfigError, match="orientations"):
         UniversalMatcher(weights=random_weights, orientations=6)
     if len(r):
