@@ -10,6 +10,8 @@ orientation with the most RANSAC-consistent matches wins. The network is trained
 up to about +-45 degrees, but on real cross-modal pairs it fails beyond about 35 degrees of
 residual rotation (optical-infrared suite: every failure of the four-orientation search had
 34-45 degrees left), so eight orientations, leaving at most 22.5 degrees, are the default.
+With ``scale_search=True`` (default) a first pass without a clear winner is repeated with image 1
+shrunk and enlarged by sqrt(2): the network trained on scales 0.7-1.4, the contract asks 0.5-2.
 With ``two_pass=True`` (default) image 1 is then resampled by the RANSAC affine of those
 matches and matched once more, near the identity where the network is most precise.
 """
@@ -178,8 +180,9 @@ class UniversalMatcher(Matcher):
 
     Args:
         **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
-            ``orientation_search``, ``orientations``, ``max_side``, ``threshold``, ``num_threads``, ``autocast``,
-            ``batch_size``, ``max_matches``). Unknown keys raise :class:`ConfigError`.
+            ``orientation_search``, ``orientations``, ``scale_search``, ``max_side``,
+            ``threshold``, ``num_threads``, ``autocast``, ``batch_size``, ``max_matches``,
+            ``two_pass``, ``fine_local``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
         WeightsError: no shipped weights yet, or a weights file that is not safetensors.
@@ -248,7 +251,8 @@ class UniversalMatcher(Matcher):
         dtype = torch.bfloat16 if use_ac and torch.cuda.is_bf16_supported() else torch.float16
         with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_ac):
             r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1,
-                               int(self.opts["fine_local"]), shared0=all(x is imgs0[0] for x in imgs0))
+                               int(self.opts["fine_local"]),
+                               shared0=all(x is imgs0[0] for x in imgs0))
         b = r.b_ids.cpu().numpy()
         p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
         c = r.confidence.float().cpu().numpy()
@@ -271,14 +275,16 @@ class UniversalMatcher(Matcher):
 
         ``back`` maps the view's input pixels to ``img1`` pixels (None: the view is ``img1``);
         ``degrees`` is the view's own rotation (0 or 45), the quarter turns come on top.
-        ``prepared``: ``img1`` already prepared (scale 1).
+        ``prepared``: ``img1`` already prepared (scale 1). An enlarged view is still capped at
+        ``max_side`` like any input.
         """
         ms = int(self.opts["max_side"])
         img, back = img1, None
         if scale != 1.0:
             h, w = img1.shape
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            img = cv2.resize(img1, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            img = cv2.resize(img1, size, interpolation=interp)
             sx, sy = size[0] / w, size[1] / h  # view px -> img1 px, pixel centres kept
             back = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5]])
         first = prepared if prepared is not None and scale == 1.0 else _Prepared(img, ms)
@@ -322,7 +328,8 @@ class UniversalMatcher(Matcher):
         ranked = sorted(h["score"] for h in hyps)
         best = max(hyps, key=lambda h: h["score"])
         second = ranked[-2] if len(ranked) > 1 else 0.0
-        if self.opts["scale_search"] and best["score"] < max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second):
+        clear = best["score"] >= max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second)
+        if self.opts["scale_search"] and not clear:
             # no clear answer at the trained scale range (0.7-1.4): image 1 shrunk and enlarged
             # by sqrt(2) brings scales of 0.5-2 back into it
             for f in (2**-0.5, 2**0.5):
@@ -386,7 +393,8 @@ class UniversalMatcher(Matcher):
         again = copy.copy(self)
         # near the identity every match has about the same sub-cell offset, so the whole-window
         # expectation's pull to the cell centre no longer averages out: read around the peak
-        again.opts = {**self.opts, "orientation_search": False, "two_pass": False, "scale_search": False,
+        again.opts = {**self.opts, "orientation_search": False, "two_pass": False,
+                      "scale_search": False,
                       "fine_local": int(self.opts["fine_local"]) or _PASS2_FINE_LOCAL}
         second = again._batch_gray([
             (as_gray(grays[i][0]), as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
