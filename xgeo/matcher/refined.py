@@ -33,6 +33,7 @@ _DEFAULTS: dict[str, Any] = {
     "ransac_px": 8.0,  # coarse RANSAC threshold in image-0 px (learned points scatter)
     "min_refined": 6,  # fewer refined matches than this: keep the coarse ones
     "fallback_identity": True,  # no coarse geometry: try the structural matcher as the inputs lie
+    "min_support_kept": 0.8,  # the refined affine must keep this share of the coarse inliers
 }
 
 
@@ -134,8 +135,29 @@ class RefinedMatcher(Matcher):
             return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
         r = refine_with(self.fine, img0, img1, a)
         info["seconds_refine"] = time.perf_counter() - t
+        if len(r):
+            # a refinement moves points by a few px at most: structural matches far from the
+            # coarse geometry are its own mistakes (map vs image: 88 -> 58 % SR@10 without this)
+            q = r.points1.astype(np.float64) @ a[:, :2].T + a[:, 2]
+            near = np.hypot(*(q - r.points0).T) <= float(self.opts["ransac_px"])
+            info["refined_dropped"] = int((~near).sum())
+            r = Matches(r.points0[near], r.points1[near], r.confidence[near], r.info)
         if len(r) < int(self.opts["min_refined"]):
             return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
+        # the refined geometry must still explain the coarse evidence (hundreds of matches):
+        # few structural matches on a map can agree locally yet tilt the fit
+        a_ref, _ = coarse_affine(r, 3.0)
+        if a_ref is not None:
+            px = float(self.opts["ransac_px"])
+
+            def support(aff: np.ndarray) -> int:
+                q = m.points1.astype(np.float64) @ aff[:, :2].T + aff[:, 2]
+                return int((np.hypot(*(q - m.points0).T) <= px).sum())
+
+            kept = support(a_ref) / max(1, support(a))
+            info["coarse_support_kept"] = kept
+            if kept < float(self.opts["min_support_kept"]):
+                return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
         info.update(refined=True, coarse_affine=a.tolist(), n_coarse=len(m))
         return Matches(r.points0, r.points1, r.confidence, {**r.info, **info})
 

@@ -74,3 +74,26 @@ def test_no_coarse_geometry_falls_back_to_structural_as_the_inputs_lie() -> None
 
 def test_registered_name_loads() -> None:
     assert "universal+structural" in xgeo.available_matchers()
+
+
+class _Tilted(Matcher):
+    """A 'structural' matcher whose few matches lie near the coarse geometry but tilt it."""
+
+    name = "tilted"
+
+    def _match_gray(self, img0: np.ndarray, img1: np.ndarray) -> Matches:
+        rng = np.random.default_rng(2)
+        p0 = rng.uniform(140, 180, (12, 2))  # clustered in the middle
+        tilt = cv2.getRotationMatrix2D((160.0, 160.0), 4.0, 1.0)  # 4 deg about the centre
+        p1 = p0 @ tilt[:, :2].T + tilt[:, 2]  # within ~3 px here, ~16 px at the corners
+        return Matches(p0.astype(np.float32), p1.astype(np.float32), np.ones(12, np.float32))
+
+
+def test_refinement_that_disagrees_with_the_coarse_geometry_is_not_used() -> None:
+    img0, img1, a_01 = _pair()
+    coarse = _NoisyTruth(a_01, sigma=1.0)
+    r = RefinedMatcher(coarse=coarse, fine=_Tilted()).match(img0, img1)
+    assert not r.info["refined"] and r.info["coarse_support_kept"] < 0.8
+    assert len(r) == 80  # the coarse matches come back
+    ok = RefinedMatcher(coarse=coarse, fine=_Tilted(), min_support_kept=0.0).match(img0, img1)
+    assert ok.info["refined"] and len(ok) == 12
