@@ -12,7 +12,10 @@ where the two images are already roughly aligned. This matcher chains them:
    (``info["refined"] = False``);
 3. image 1 resampled into image 0's frame by ``A``;
 4. the structural matcher on (image 0, resampled image 1), whose tie points are mapped back
-   to image 1 through ``A^-1``.
+   to image 1 through ``A^-1``;
+5. a check that the refinement agrees with the coarse evidence: refined points farther than
+   ``ransac_px`` from ``A`` are dropped, and if the refined points' own affine keeps fewer than
+   ``min_support_kept`` of the coarse inliers, the coarse matches stand (``refined`` False).
 """
 
 from __future__ import annotations
@@ -101,8 +104,9 @@ class RefinedMatcher(Matcher):
     Args:
         coarse: matcher giving the coarse geometry (default: shipped ``universal``).
         fine: precise matcher used after resampling (default: ``classical``).
-        **options: ``min_inliers``, ``ransac_px``, ``min_refined`` (see ``_DEFAULTS``); others
-            go to the default coarse matcher (e.g. ``weights``, ``device``, ``threshold``).
+        **options: ``min_inliers``, ``ransac_px``, ``min_refined``, ``fallback_identity``,
+            ``min_support_kept`` (see ``_DEFAULTS``); others go to the default coarse matcher
+            (e.g. ``weights``, ``device``, ``threshold``).
     """
 
     name = "universal+structural"
