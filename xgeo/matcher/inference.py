@@ -303,7 +303,8 @@ class UniversalMatcher(Matcher):
         cands = [(v, k) for v in views for k in ks]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, ((bb, _, _), k) in enumerate(cands):  # same shapes within a group: batch them
-            groups.setdefault(bb.rotated(k)[0].shape, []).append(i)
+            h, w = bb.net_img.shape
+            groups.setdefault((h, w) if k % 2 == 0 else (w, h), []).append(i)
         results: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for idx in groups.values():
             rot = [cands[i][0][0].rotated(cands[i][1]) for i in idx]
