@@ -45,7 +45,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
     "threshold": None,  # coarse dual-softmax confidence threshold; None = model card's (or 0.2)
     "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
-    "autocast": True,  # bf16/fp16 autocast on CUDA
+    "autocast": True,  # bf16/fp16 on CUDA; bf16 on CPUs with native bf16 (AMX / AVX512-BF16)
     "batch_size": 8,  # pairs per forward pass in match_batch
     "max_matches": None,  # keep at most this many (highest confidence); None = all
     "two_pass": True,  # match again with image 1 resampled by the first pass's RANSAC affine
@@ -175,6 +175,24 @@ class _Prepared:
         return ok
 
 
+def _autocast_for(device: torch.device, wanted: bool) -> tuple[bool, torch.dtype]:
+    """Mixed precision for the backbone, transformer and fine stage (coarse scores stay float32).
+
+    CUDA: bf16 where supported, else fp16. CPU: bf16 only where the CPU computes it natively
+    (AMX or AVX512-BF16; there it is ~2.5x faster than float32 for the encoder at 512^2 on
+    2 threads), else float32: emulated bf16 would be slower.
+    """
+    if not wanted:
+        return False, torch.float32
+    if device.type == "cuda":
+        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        native = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)() or getattr(
+            torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return bool(native), torch.bfloat16
+    return False, torch.float32
+
+
 class UniversalMatcher(Matcher):
     """Learned detector-free matcher for any pair of modalities.
 
@@ -220,6 +238,7 @@ class UniversalMatcher(Matcher):
             o["fine_local"] = int(self.card.get("inference", {}).get("fine_local", 0))
         with self.weights_path.open("rb") as fh:
             self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
+        self._autocast = _autocast_for(self.device, bool(o["autocast"]))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -234,6 +253,7 @@ class UniversalMatcher(Matcher):
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
             "fine_local": int(self.opts["fine_local"]),
+            "precision": str(self._autocast[1]).removeprefix("torch.") if self._autocast[0] else "float32",
         }
 
     # -- network calls -------------------------------------------------------------------------
@@ -247,8 +267,7 @@ class UniversalMatcher(Matcher):
         t1 = torch.from_numpy(np.stack(imgs1))[:, None].to(dev)
         mk0 = torch.from_numpy(np.stack(m0).reshape(len(m0), -1)).to(dev)
         mk1 = torch.from_numpy(np.stack(m1).reshape(len(m1), -1)).to(dev)
-        use_ac = bool(self.opts["autocast"]) and dev.type == "cuda"
-        dtype = torch.bfloat16 if use_ac and torch.cuda.is_bf16_supported() else torch.float16
+        use_ac, dtype = self._autocast
         with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype, enabled=use_ac):
             r = self.net.match(t0, t1, float(self.opts["threshold"]), mk0, mk1,
                                int(self.opts["fine_local"]),

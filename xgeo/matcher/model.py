@@ -183,6 +183,9 @@ class UniversalMatcherNet(nn.Module):
             fine_local: fine refinement neighbourhood radius (0 = whole window, as trained).
             shared0: all ``img0`` are one image (see :meth:`encode`).
 
+        Under autocast only the encoder runs in reduced precision: coarse scores and the
+        sub-pixel readout are computed in float32.
+
         Returns:
             :class:`RawMatches` in input pixels.
         """
@@ -190,5 +193,6 @@ class UniversalMatcherNet(nn.Module):
         b_ids, i_ids, j_ids, conf = coarse_matches(
             feats.coarse0, feats.coarse1, self.cfg.temperature, threshold, mask0, mask1
         )
-        p0, p1, _ = self.refine(feats, b_ids, i_ids, j_ids, fine_local)
+        with torch.autocast(img0.device.type, enabled=False):  # sub-pixel readout in float32
+            p0, p1, _ = self.refine(feats, b_ids, i_ids, j_ids, fine_local)
         return RawMatches(b_ids, p0, p1, conf)

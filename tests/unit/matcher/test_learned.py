@@ -205,3 +205,35 @@ def test_fine_local_expectation_follows_the_peak() -> None:
     _, p_loc, _ = refine(*args, local_radius=2)
     want = torch.tensor([22.5, 18.5])
     assert (p_loc[0] - want).norm() < 0.5 * (p_all[0] - want).norm()
+
+
+def test_coarse_matches_large_logits_take_the_log_domain_path() -> None:
+    # logits spread far beyond float32's exponent range: the one-exponential form declines and
+    # the exact log-domain path must give the same matches as the full dual-softmax
+    from xgeo.matcher import coarse
+
+    torch.manual_seed(1)
+    f0, f1 = torch.randn(2, 40, 16) * 6.0, torch.randn(2, 33, 16) * 6.0
+    f1[:, :15] = f0[:, 10:25]
+    m = torch.ones(40, dtype=torch.bool)
+    assert coarse._pair_matches(f0[0], f1[0], 0.1, m, m[:33], 40) is None  # declined
+    conf = dual_softmax(f0.double(), f1.double(), 0.1).float()
+    mnn = (conf == conf.max(2, keepdim=True).values) & (conf == conf.max(1, keepdim=True).values)
+    mnn &= conf > 0.2
+    want = set(map(tuple, mnn.nonzero().tolist()))
+    for dense_max in (0, 10**9):
+        b, i, j, _ = coarse_matches(f0, f1, 0.1, 0.2, chunk=9, dense_max=dense_max)
+        assert set(zip(b.tolist(), i.tolist(), j.tolist(), strict=True)) == want and len(want) >= 20
+
+
+def test_coarse_matches_ignore_autocast_and_fully_masked_rows() -> None:
+    torch.manual_seed(2)
+    f0, f1 = torch.randn(1, 30, 16), torch.randn(1, 30, 16)
+    f1[:, :20] = f0[:, :20] + 0.05 * torch.randn(1, 20, 16)
+    m0 = torch.ones(1, 30, dtype=torch.bool)
+    m0[0, :5] = False  # masked rows never match, the rest as without autocast
+    ref = coarse_matches(f0, f1, 0.1, 0.2, m0, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = coarse_matches(f0, f1, 0.1, 0.2, m0, None)
+    assert all(torch.equal(x, y) for x, y in zip(ref, got, strict=True))
+    assert not (ref[1] < 5).any() and len(ref[1]) >= 12
