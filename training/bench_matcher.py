@@ -3,7 +3,8 @@
     python -m training.bench_matcher [--threads 2] [--repeats 5] [--weights W] [--json OUT]
 
 Prints pairs/s for the universal matcher (one pass, two passes as by default, with the
-orientation search over 4 and over 8 orientations, ``match_batch`` of 8 same-size pairs), the refined
+orientation search over 4 and over 8 orientations, the latter also with ``early_exit``,
+``match_batch`` of 8 same-size pairs), the refined
 ``universal+structural`` matcher, next to the classical matcher and OpenCV SIFT measured on the
 same pairs, with ratios against the classical baseline. The goal for ``tiny`` on 2 CPU threads is
 >= 4 pairs/s without orientation search.
@@ -60,6 +61,7 @@ def bench(threads: int = 2, repeats: int = 5, weights: str | None = None, size: 
     uni = xgeo.load_matcher("universal", orientation_search=False, **opts)
     uni4 = xgeo.load_matcher("universal", orientation_search=True, orientations=4, **opts)
     uni8 = xgeo.load_matcher("universal", orientation_search=True, **opts)
+    uni8e = xgeo.load_matcher("universal", orientation_search=True, early_exit=True, **opts)
     cls = xgeo.load_matcher("classical")
     from xgeo.matcher.refined import RefinedMatcher
 
@@ -69,6 +71,7 @@ def bench(threads: int = 2, repeats: int = 5, weights: str | None = None, size: 
         "universal (two passes, default)": 1 / _time(lambda: uni.match(a, b), repeats),
         "universal+orientation_search (4, quarter turns)": 1 / _time(lambda: uni4.match(a, b), repeats),
         "universal+orientation_search (8, default)": 1 / _time(lambda: uni8.match(a, b), repeats),
+        "universal+orientation_search (8, early_exit)": 1 / _time(lambda: uni8e.match(a, b), repeats),
         "universal+structural (with orientation search)": 1 / _time(lambda: ref8.match(a, b),
                                                                    repeats),
         "universal.match_batch(8) (one pass)": 8 / _time(lambda: uni1.match_batch(pairs),

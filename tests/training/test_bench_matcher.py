@@ -14,5 +14,6 @@ def test_bench_reports_every_configuration() -> None:
     res = bench(threads=1, repeats=1, size=128)
     assert {"classical", "sift", "universal (one pass)", "universal (two passes, default)",
             "universal+orientation_search (4, quarter turns)",
-            "universal+orientation_search (8, default)"} <= set(res)
+            "universal+orientation_search (8, default)",
+            "universal+orientation_search (8, early_exit)"} <= set(res)
     assert all(v > 0 for v in res.values())

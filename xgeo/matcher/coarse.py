@@ -100,7 +100,8 @@ def coarse_matches(
         l1 = f1.shape[1]
         m0 = torch.ones(b, l0, dtype=torch.bool, device=f0.device) if mask0 is None else mask0
         m1 = torch.ones(b, l1, dtype=torch.bool, device=f0.device) if mask1 is None else mask1
-        rows = l0 if l0 * l1 <= dense_max else max(1, min(chunk, dense_max // max(l1, 1)))
+        # row blocks small enough for the reused score buffer (fresh large blocks cost page faults)
+        rows = l0 if l0 * l1 <= dense_max else max(1, min(chunk, _SCRATCH_MAX // max(l1, 1)))
         out = []
         for k in range(b):
             r = _pair_matches(f0[k], f1[k], temperature, m0[k], m1[k], rows)

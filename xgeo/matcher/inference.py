@@ -10,6 +10,8 @@ orientation with the most RANSAC-consistent matches wins. The network is trained
 up to about +-45 degrees, but on real cross-modal pairs it fails beyond about 35 degrees of
 residual rotation (optical-infrared suite: every failure of the four-orientation search had
 34-45 degrees left), so eight orientations, leaving at most 22.5 degrees, are the default.
+With ``early_exit=True`` the 45-degree views only run when no quarter turn stands out (real
+suite: 17 % less time per pair, twice as fast on easy pairs, one pair of 300 lost; off by default).
 With ``scale_search=True`` (default) a first pass without a clear winner is repeated with image 1
 shrunk and enlarged by sqrt(2): the network trained on scales 0.7-1.4, the contract asks 0.5-2.
 With ``two_pass=True`` (default) image 1 is then resampled by the RANSAC affine of those
@@ -42,6 +44,7 @@ _DEFAULTS: dict[str, Any] = {
     "orientation_search": True,  # also try img1 rotated by 90/180/270 deg
     "orientations": 8,  # with orientation_search: 4 (quarter turns) or 8 (every 45 deg)
     "scale_search": True,  # weak first pass: also try image 1 scaled by 1/sqrt(2) and sqrt(2)
+    "early_exit": False,  # orientations=8: the 45-degree views only without a clear quarter turn
     "max_side": 832,  # long side of the network input (images are downscaled, never upscaled)
     "threshold": None,  # coarse dual-softmax confidence threshold; None = model card's (or 0.2)
     "num_threads": None,  # torch.set_num_threads on CPU; None = leave torch's default
@@ -58,6 +61,14 @@ _FLAT_STD = 1e-3  # 8x8 cells (and their neighbours) with a smaller std are feat
 # hypotheses reach 20-45 on 320 px pairs, right ones 90-150) -> other scales are tried
 _SCALE_SEARCH_BELOW = 30.0
 _SCALE_SEARCH_RATIO = 2.0
+
+
+def _clear(hyps: list[dict[str, Any]]) -> bool:
+    """The best hypothesis's support is at least ``_SCALE_SEARCH_BELOW`` and at least
+    ``_SCALE_SEARCH_RATIO`` times the runner-up's."""
+    ranked = sorted(h["score"] for h in hyps)
+    second = ranked[-2] if len(ranked) > 1 else 0.0
+    return ranked[-1] >= max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second)
 _PASS2_MIN_INLIERS = 8  # first-pass RANSAC inliers needed before a second pass
 _PASS2_RANSAC_PX = 8.0  # its RANSAC threshold (input px): learned points scatter by a few px
 _PASS2_FINE_LOCAL = 2  # fine readout radius of the second pass when the card says 0
@@ -249,6 +260,7 @@ class UniversalMatcher(Matcher):
             "orientation_search": bool(self.opts["orientation_search"]),
             "orientations": int(self.opts["orientations"]) if self.opts["orientation_search"] else 1,
             "scale_search": bool(self.opts["scale_search"]),
+            "early_exit": bool(self.opts["early_exit"]),
             "two_pass": bool(self.opts["two_pass"]),
             "max_side": int(self.opts["max_side"]),
             "threshold": float(self.opts["threshold"]),
@@ -344,12 +356,16 @@ class UniversalMatcher(Matcher):
             b: image 1 prepared (the unrotated, unscaled view).
         """
         t = time.perf_counter()
-        hyps = self._hypotheses(a, self._views(img1, 1.0, b), 1.0)
-        ranked = sorted(h["score"] for h in hyps)
+        views = self._views(img1, 1.0, b)
+        if self.opts["early_exit"] and len(views) > 1:
+            # quarter turns first; the 45-degree view only without a clear winner among them
+            hyps = self._hypotheses(a, views[:1], 1.0)
+            if not _clear(hyps):
+                hyps += self._hypotheses(a, views[1:], 1.0)
+        else:
+            hyps = self._hypotheses(a, views, 1.0)
         best = max(hyps, key=lambda h: h["score"])
-        second = ranked[-2] if len(ranked) > 1 else 0.0
-        clear = best["score"] >= max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second)
-        if self.opts["scale_search"] and not clear:
+        if self.opts["scale_search"] and not _clear(hyps):
             # no clear answer at the trained scale range (0.7-1.4): image 1 shrunk and enlarged
             # by sqrt(2) brings scales of 0.5-2 back into it
             for f in (2**-0.5, 2**0.5):

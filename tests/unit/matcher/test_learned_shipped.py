@@ -37,10 +37,10 @@ def test_shipped_card_is_complete() -> None:
     assert card["preset"] == "tiny" and card["steps"] > 0
 
 
-def _known_pair_error() -> float:
+def _known_pair_error(**opts: object) -> float:
     from xgeo.synth import make_pair
 
-    m = xgeo.load_matcher(orientation_search=False, device="cpu")
+    m = xgeo.load_matcher(orientation_search=False, device="cpu", **opts)
     assert m.describe()["name"] == "universal"
     p = make_pair(31337, size=320, mod0="optical", mod1="optical", max_rotation_deg=15.0,
                   scale_range=(0.9, 1.1), local_distortion=False)
@@ -57,6 +57,21 @@ def test_shipped_weights_match_known_transform__synthetic() -> None:
     # issue 4 acceptance: within 1 px (the shipped tiny weights measured 0.77 px at export)
     err = _known_pair_error()
     assert err < 1.0, err
+
+
+@needs_weights
+def test_float32_matches_as_well_as_the_default_precision() -> None:
+    # the default runs the encoder in bf16 where the CPU has native bf16 (AMX / AVX512-BF16);
+    # float32 (autocast=False) must meet the same bar, and name its precision
+    import torch
+
+    err = _known_pair_error(autocast=False)
+    assert err < 1.0, err
+    m = xgeo.load_matcher(orientation_search=False, device="cpu", autocast=False)
+    assert m.describe()["precision"] == "float32"
+    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    auto = xgeo.load_matcher(orientation_search=False, device="cpu").describe()["precision"]
+    assert auto == ("bfloat16" if native else "float32")
 
 
 @needs_weights
@@ -93,13 +108,28 @@ def test_eight_orientations_recover_a_rotation_between_quarter_turns() -> None:
     h5 = np.eye(3)
     h5[:2] = fwd5
     truth = h5 @ h_rot @ np.asarray(p.H_0to1, float)
-    m = xgeo.load_matcher(device="cpu")
-    assert m.describe()["orientations"] == 8
-    r = m.match(p.img0, img)
-    assert r.info["rotation_deg"] % 90 == 45, r.info["orientation_scores"]
-    hh, _ = cv2.findHomography(r.points0.astype(np.float64), r.points1.astype(np.float64),
-                               cv2.RANSAC, 3.0, maxIters=5000, confidence=0.9999)
-    assert _corner_error(hh, truth, p.img0.shape) < 3.0
+    for early_exit in (False, True):  # no quarter turn stands out: the 45-degree views run
+        m = xgeo.load_matcher(device="cpu", early_exit=early_exit)
+        assert m.describe()["orientations"] == 8
+        r = m.match(p.img0, img)
+        assert r.info["rotation_deg"] % 90 == 45, r.info["orientation_scores"]
+        hh, _ = cv2.findHomography(r.points0.astype(np.float64), r.points1.astype(np.float64),
+                                   cv2.RANSAC, 3.0, maxIters=5000, confidence=0.9999)
+        assert _corner_error(hh, truth, p.img0.shape) < 3.0
+
+
+@needs_weights
+def test_early_exit_skips_the_45_degree_views_when_a_quarter_turn_stands_out() -> None:
+    from xgeo.synth import make_pair
+
+    p = make_pair(31337, size=320, mod0="optical", mod1="optical", max_rotation_deg=15.0,
+                  scale_range=(0.9, 1.1), local_distortion=False)
+    full = xgeo.load_matcher(device="cpu", two_pass=False).match(p.img0, p.img1)
+    fast = xgeo.load_matcher(device="cpu", two_pass=False, early_exit=True).match(p.img0, p.img1)
+    assert len(full.info["orientation_scores"]) == 8
+    assert sorted(fast.info["orientation_scores"]) == [0, 90, 180, 270]
+    assert fast.info["rotation_deg"] == full.info["rotation_deg"] == 0
+    assert abs(len(fast) - len(full)) <= 0.1 * len(full)  # same hypothesis won (batching aside)
 
 
 @needs_weights
