@@ -36,6 +36,28 @@ def _config(**kw: Any) -> Any:
     return RegisterConfig(**{k: v for k, v in kw.items() if v is not None})
 
 
+def matcher_options(items: list[str] | None) -> tuple[tuple[str, Any], ...]:
+    """``["KEY=VALUE", ...]`` -> sorted ``((key, value), ...)``; values parsed as JSON when they
+    are (``true``, ``8``, ``0.2``), else kept as strings.
+
+    Raises:
+        ConfigError: an item without ``=`` or with an empty key.
+    """
+    from xgeo.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--matcher-option {item!r} is not KEY=VALUE. "
+                              "Hint: e.g. --matcher-option autocast=false")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return tuple(sorted(out.items()))
+
+
 @app.command()
 def register(
     ref: Path = typer.Argument(..., help="reference raster (its grid is the output grid)"),
@@ -51,6 +73,10 @@ def register(
     ref_modality: str | None = typer.Option(None, "--ref-modality"),
     mov_modality: str | None = typer.Option(None, "--mov-modality"),
     workdir: Path | None = typer.Option(None, "--workdir", help="keep the Zarr tile store here"),
+    matcher_option: list[str] | None = typer.Option(
+        None, "--matcher-option",
+        help="KEY=VALUE for the matcher, repeatable; e.g. autocast=false (float32 on every "
+             "machine, for results that do not depend on the CPU's bf16 support)"),
 ) -> None:
     """Co-register MOV onto REF and write a validated COG plus a QA report."""
     from xgeo.pipeline import register as run
@@ -58,7 +84,7 @@ def register(
     try:
         cfg = _config(model=model, matcher=matcher, tile_size=tile_size, halo=halo,
                       resample=not no_resample, ref_modality=ref_modality,
-                      mov_modality=mov_modality)
+                      mov_modality=mov_modality, matcher_options=matcher_options(matcher_option))
         report = report or out.with_suffix(".json")
         res = run(ref, mov, out, cfg, report=report, workdir=workdir, progress=True)
     except XgeoError as exc:

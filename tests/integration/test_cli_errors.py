@@ -71,3 +71,27 @@ def test_errors_are_typed(tmp_path: Path, good: Path) -> None:
             register(good, bad[case], tmp_path / "x.tif", RegisterConfig(matcher="classical"))
         assert bad[case].name in str(info.value)
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_matcher_options_parse_json_values_and_refuse_malformed_items() -> None:
+    from xgeo.cli import matcher_options
+    from xgeo.errors import ConfigError
+
+    assert matcher_options(["autocast=false", "orientations=8", "device=cpu", "threshold=0.2"]) == (
+        ("autocast", False), ("device", "cpu"), ("orientations", 8), ("threshold", 0.2))
+    assert matcher_options(None) == ()
+    for bad in ("autocast", "=1"):
+        with pytest.raises(ConfigError, match="KEY=VALUE"):
+            matcher_options([bad])
+
+
+@pytest.mark.parametrize("extra", [["--matcher-option", "autocast"],
+                                   ["--matcher", "classical", "--matcher-option", "bogus=1"]])
+def test_bad_matcher_option_typed_error_and_no_output(tmp_path: Path, good: Path,
+                                                      extra: list[str]) -> None:
+    out = tmp_path / "out" / "result.tif"
+    out.parent.mkdir()
+    result = CliRunner().invoke(app, ["register", str(good), str(good), "-o", str(out), *extra])
+    assert result.exit_code == 2, result.output
+    assert "error" in result.output.lower() and ("KEY=VALUE" in result.output or "bogus" in result.output)
+    assert list(out.parent.iterdir()) == []
