@@ -197,6 +197,9 @@ def _resolve_matcher_name(name: str) -> str:
     return PIPELINE_DEFAULT_MATCHER if name == "auto" else name
 
 
+LEARNED_MAX_SIDE = 640  # longest tile side fed to a learned matcher in the pipeline (px)
+
+
 def get_matcher(cfg: RegisterConfig) -> Matcher:
     """The matcher a config asks for, loaded once per process (i.e. once per dask worker)."""
     name = _resolve_matcher_name(cfg.matcher)
@@ -204,7 +207,11 @@ def get_matcher(cfg: RegisterConfig) -> Matcher:
     if name in ("universal", "universal+structural") or name.endswith(".safetensors"):
         opts.setdefault("orientation_search", False)  # tiles are aligned by georeferencing
         opts.setdefault("scale_search", False)  # ... and share one grid
-        opts.setdefault("max_side", cfg.tile_size + 2 * cfg.halo)
+        # the network trained on 224 px crops and degrades on large inputs: `xgeo demo`'s
+        # 1152 px tiles (1024 + halos) at full size gave 18.9 px check-point RMSE, downscaled to
+        # 640 px 1.36 px; 640 = the spine protocol's 512 px tile + halos, where the learned
+        # matchers meet every bar (and --tile-size 512 gives 0.87 px on the demo)
+        opts.setdefault("max_side", min(cfg.tile_size + 2 * cfg.halo, LEARNED_MAX_SIDE))
     key = (name, tuple(sorted(opts.items())))
     if key not in _MATCHERS:
         _MATCHERS[key] = load_matcher(name, **opts)

@@ -1,0 +1,23 @@
+"""How the pipeline loads learned matchers for its tiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from xgeo.matcher.weights import shipped_weights_path
+from xgeo.pipeline import LEARNED_MAX_SIDE, RegisterConfig, get_matcher
+
+
+@pytest.mark.skipif(not shipped_weights_path("tiny").is_file(), reason="no shipped weights")
+@pytest.mark.parametrize(("tile", "halo", "want"), [(1024, 64, LEARNED_MAX_SIDE), (256, 32, 320)])
+def test_learned_tiles_are_capped_and_skip_the_searches(tile: int, halo: int, want: int) -> None:
+    # large tiles are downscaled to the size the network handles (demo: 18.9 px RMSE at 1152 px
+    # tiles, 1.36 px at 640); small ones keep their own size; tiles share one grid: no searches
+    m = get_matcher(RegisterConfig(matcher="universal", tile_size=tile, halo=halo))
+    d = m.describe()
+    assert d["max_side"] == want
+    assert d["orientations"] == 1 and not d["scale_search"]
+    # an explicit option wins over the cap
+    m2 = get_matcher(RegisterConfig(matcher="universal", tile_size=tile, halo=halo,
+                                    matcher_options=(("max_side", 1152),)))
+    assert m2.describe()["max_side"] == 1152
