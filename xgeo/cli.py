@@ -108,6 +108,8 @@ def _print_qa(res: Any) -> None:
     t.add_row("tiles matched", f"{n_ok}/{n_tiles} (+{len(res.plan.skipped)} skipped)")
     t.add_row("seconds", f"{res.seconds:.1f}")
     console.print(t)
+    for w in res.report.get("warnings", []):
+        console.print(f"[yellow]warning[/]: {w}")
 
 
 @app.command()

@@ -21,3 +21,13 @@ def test_learned_tiles_are_capped_and_skip_the_searches(tile: int, halo: int, wa
     m2 = get_matcher(RegisterConfig(matcher="universal", tile_size=tile, halo=halo,
                                     matcher_options=(("max_side", 1152),)))
     assert m2.describe()["max_side"] == 1152
+
+
+def test_low_inlier_share_is_a_report_warning() -> None:
+    from xgeo.pipeline import LOW_INLIER_RATIO, inlier_warning
+
+    assert inlier_warning(3770, 401) is not None  # the demo case that fit a spline 18.9 px off
+    assert "11 %" in inlier_warning(3770, 401)
+    assert inlier_warning(6090, 1230) is None  # 20 %: 1.36 px
+    assert inlier_warning(0, 0) is None
+    assert inlier_warning(100, int(100 * LOW_INLIER_RATIO)) is None
