@@ -57,21 +57,22 @@ _DEFAULTS: dict[str, Any] = {
 
 
 _FLAT_STD = 1e-3  # 8x8 cells (and their neighbours) with a smaller std are featureless
-# first pass without a clear winner (support under 30, or under twice the runner-up's: chance
-# hypotheses reach 20-45 on 320 px pairs, right ones 90-150) -> other scales are tried
-_SCALE_SEARCH_BELOW = 30.0
-_SCALE_SEARCH_RATIO = 2.0
-
-
-def _clear(hyps: list[dict[str, Any]]) -> bool:
-    """The best hypothesis's support is at least ``_SCALE_SEARCH_BELOW`` and at least
-    ``_SCALE_SEARCH_RATIO`` times the runner-up's."""
-    ranked = sorted(h["score"] for h in hyps)
-    second = ranked[-2] if len(ranked) > 1 else 0.0
-    return ranked[-1] >= max(_SCALE_SEARCH_BELOW, _SCALE_SEARCH_RATIO * second)
+# a clear winner among hypotheses: support of at least 30 and at least twice the runner-up's
+# (chance hypotheses reach 20-45 on 320 px pairs, right ones 90-150). Without one, the scale
+# search tries other scales and early_exit runs the 45-degree views.
+_CLEAR_MIN_SUPPORT = 30.0
+_CLEAR_RATIO = 2.0
 _PASS2_MIN_INLIERS = 8  # first-pass RANSAC inliers needed before a second pass
 _PASS2_RANSAC_PX = 8.0  # its RANSAC threshold (input px): learned points scatter by a few px
 _PASS2_FINE_LOCAL = 2  # fine readout radius of the second pass when the card says 0
+
+
+def _clear(hyps: list[dict[str, Any]]) -> bool:
+    """The best hypothesis's support is at least ``_CLEAR_MIN_SUPPORT`` and at least
+    ``_CLEAR_RATIO`` times the runner-up's."""
+    ranked = sorted(h["score"] for h in hyps)
+    second = ranked[-2] if len(ranked) > 1 else 0.0
+    return ranked[-1] >= max(_CLEAR_MIN_SUPPORT, _CLEAR_RATIO * second)
 
 
 def rot90_points_back(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
