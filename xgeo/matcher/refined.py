@@ -52,6 +52,12 @@ def coarse_affine(m: Matches, ransac_px: float) -> tuple[np.ndarray | None, int]
     return a, int(inl.sum())
 
 
+def _residuals(m: Matches, a: np.ndarray) -> np.ndarray:
+    """Distance (image-0 px) of each match's ``points1`` mapped by ``a`` to its ``points0``."""
+    q = m.points1.astype(np.float64) @ a[:, :2].T + a[:, 2]
+    return np.hypot(*(q - m.points0).T)
+
+
 def resample_into(img1: np.ndarray, a: np.ndarray, shape0: tuple[int, int]) -> np.ndarray:
     """``img1`` resampled into image 0's frame by ``a`` (image-1 -> image-0 px), NaN outside.
 
@@ -143,8 +149,7 @@ class RefinedMatcher(Matcher):
             # a refinement moves points by a few px at most: structural matches far from the
             # coarse geometry are its own mistakes (real image-map pairs: SR@10 58 % refined
             # without this and the support check below, 80 % with both; coarse alone 88 %)
-            q = r.points1.astype(np.float64) @ a[:, :2].T + a[:, 2]
-            near = np.hypot(*(q - r.points0).T) <= float(self.opts["ransac_px"])
+            near = _residuals(r, a) <= float(self.opts["ransac_px"])
             info["refined_dropped"] = int((~near).sum())
             r = Matches(r.points0[near], r.points1[near], r.confidence[near], r.info)
         if len(r) < int(self.opts["min_refined"]):
@@ -154,12 +159,7 @@ class RefinedMatcher(Matcher):
         a_ref, _ = coarse_affine(r, 3.0)
         if a_ref is not None:
             px = float(self.opts["ransac_px"])
-
-            def support(aff: np.ndarray) -> int:
-                q = m.points1.astype(np.float64) @ aff[:, :2].T + aff[:, 2]
-                return int((np.hypot(*(q - m.points0).T) <= px).sum())
-
-            kept = support(a_ref) / max(1, support(a))
+            kept = int((_residuals(m, a_ref) <= px).sum()) / max(1, int((_residuals(m, a) <= px).sum()))
             info["coarse_support_kept"] = kept
             if kept < float(self.opts["min_support_kept"]):
                 return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
