@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import yaml
 
+from training.augment import AugmentConfig, augment_pair
 from training.losses import coarse_focal_loss, coarse_nll_loss, fine_l2_loss, fine_window_ce
 from training.supervision import coarse_truth
 from xgeo.errors import ConfigError
@@ -111,6 +112,8 @@ class SyntheticPairs(torch.utils.data.Dataset):
     def __init__(self, data: dict[str, Any], seed: int, batch_size: int) -> None:
         self.data, self.seed, self.batch_size = data, seed, batch_size
         self.size = int(data.get("size", 256))
+        aug = data.get("augment")
+        self.augment = AugmentConfig.from_dict(aug) if aug is not None else None
 
     def __len__(self) -> int:
         return 10**9
@@ -134,9 +137,14 @@ class SyntheticPairs(torch.utils.data.Dataset):
                             **_pair_params(self.data, step))
             if pr.valid0.mean() > 0.2:
                 break
-        img0 = np.nan_to_num(np.asarray(pr.img0, np.float32), nan=0.0)
-        img1 = np.nan_to_num(np.asarray(pr.img1, np.float32), nan=0.0)
-        valid = np.asarray(pr.valid0, bool) & np.isfinite(pr.img0)
+        if self.augment is not None:
+            arng = np.random.default_rng([self.seed, k, 0xA46])
+            img0, img1, valid = augment_pair(pr.img0, pr.img1, pr.flow_0to1, pr.valid0, arng,
+                                             self.augment)
+        else:  # stages trained before data.augment existed: invalid = 0, no augmentation
+            img0 = np.nan_to_num(np.asarray(pr.img0, np.float32), nan=0.0)
+            img1 = np.nan_to_num(np.asarray(pr.img1, np.float32), nan=0.0)
+            valid = np.asarray(pr.valid0, bool) & np.isfinite(pr.img0)
         return {
             "img0": torch.from_numpy(img0)[None],
             "img1": torch.from_numpy(img1)[None],
