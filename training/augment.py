@@ -8,14 +8,17 @@ modality only, and training used to see every invalid pixel as 0 while inference
 pixels with the mean of the valid ones (:class:`xgeo.matcher.inference._Prepared`). This module
 closes those gaps, per side and independently:
 
-- ``resample``: area-average down by a factor in ``resample_factor``, cubic back up;
+- ``resample``: area-average down by a factor in ``resample_factor`` (the sensor footprint),
+  optionally noise on that coarse grid (``native_noise``: speckle and NEdT live at the native
+  resolution, so they come out as blobs), cubic back up;
 - ``photometric``: gamma, contrast, offset, blur, noise (:func:`training.data.photometric`);
 - ``translate``: one side through a weight-free translator (:mod:`xgeo.synth.translate`:
   pseudo-thermal cosine tone map, SAR-like edges + speckle, inversion, random style, edges);
 - ``holes``: one side loses blob-shaped regions (``hole_share`` of its pixels) to invalid;
   image-0 pixels that fall in a hole of either side leave the supervision;
 - ``fill="mean"``: invalid pixels take the mean of the valid ones, as at inference
-  (``"zero"`` is the convention the earlier stages were trained with).
+  (``"zero"`` is the convention the earlier stages were trained with); ``fill_outside``: also
+  image 1's area outside the warped content (which the data engine leaves at 0).
 
 Config (YAML ``data.augment``), every probability per pair and side unless noted::
 
@@ -47,8 +50,10 @@ class AugmentConfig:
 
     Attributes:
         fill: ``"mean"`` (as inference) or ``"zero"`` for invalid pixels.
+        fill_outside: image 1 outside the warped content counts as invalid (filled) too.
         resample: probability per side of a down/up resampling.
         resample_factor: ``(lo, hi)`` down-sampling factor, drawn log-uniformly.
+        native_noise: std of the noise on the coarse grid is drawn in ``[0, native_noise]``.
         photometric: probability per side of :func:`training.data.photometric`.
         strength: its strength.
         translate: probability that one side (chosen at random) goes through a translator.
@@ -57,8 +62,10 @@ class AugmentConfig:
     """
 
     fill: str = "zero"
+    fill_outside: bool = False
     resample: float = 0.0
     resample_factor: tuple[float, float] = (1.5, 3.5)
+    native_noise: float = 0.0
     photometric: float = 0.0
     strength: float = 1.0
     translate: float = 0.0
@@ -83,6 +90,8 @@ class AugmentConfig:
             if not 0.0 <= float(getattr(cfg, k)) <= 1.0:
                 raise ConfigError(f"data.augment.{k} is a probability, got {getattr(cfg, k)}")
         lo, hi = cfg.resample_factor
+        if not 0.0 <= cfg.native_noise <= 0.5:
+            raise ConfigError(f"data.augment.native_noise must be in [0, 0.5], got {cfg.native_noise}")
         if not 1.0 <= lo <= hi:
             raise ConfigError(f"data.augment.resample_factor needs 1 <= lo <= hi, got {(lo, hi)}")
         lo, hi = cfg.hole_share
@@ -99,9 +108,12 @@ def fill_invalid(img: np.ndarray, valid: np.ndarray, mode: str = "mean") -> np.n
     return a
 
 
-def _resample(a: np.ndarray, f: float) -> np.ndarray:
+def _resample(a: np.ndarray, f: float, noise: float = 0.0,
+              rng: np.random.Generator | None = None) -> np.ndarray:
     h, w = a.shape
     small = cv2.resize(a, (max(2, round(w / f)), max(2, round(h / f))), interpolation=cv2.INTER_AREA)
+    if noise > 0 and rng is not None:
+        small = small + np.float32(noise) * rng.standard_normal(small.shape, dtype=np.float32)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
@@ -112,7 +124,7 @@ def _holes(rng: np.random.Generator, shape: tuple[int, int], share: float) -> np
 
 
 def augment_pair(img0: np.ndarray, img1: np.ndarray, flow: np.ndarray, valid0: np.ndarray,
-                 rng: np.random.Generator, cfg: AugmentConfig
+                 rng: np.random.Generator, cfg: AugmentConfig, valid1: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Augment one pair's appearance; geometry and flow stay exact.
 
@@ -123,6 +135,7 @@ def augment_pair(img0: np.ndarray, img1: np.ndarray, flow: np.ndarray, valid0: n
         valid0: bool ``(H, W)``: supervised img0 pixels.
         rng: consumed.
         cfg: what to do.
+        valid1: bool ``(H1, W1)``: image 1 shows content (used with ``cfg.fill_outside``).
 
     Returns:
         ``(img0, img1, valid0)``: float32 images in [0, 1] without NaN (invalid = fill value)
@@ -130,6 +143,8 @@ def augment_pair(img0: np.ndarray, img1: np.ndarray, flow: np.ndarray, valid0: n
     """
     imgs = [np.asarray(img0, np.float32), np.asarray(img1, np.float32)]
     valids = [np.isfinite(imgs[0]), np.isfinite(imgs[1])]
+    if cfg.fill_outside and valid1 is not None:
+        valids[1] &= np.asarray(valid1, bool)
     valid0 = np.asarray(valid0, bool) & valids[0]
     out = [fill_invalid(a, v, "mean") for a, v in zip(imgs, valids, strict=True)]
     if cfg.translate > 0 and rng.random() < cfg.translate:
@@ -139,7 +154,9 @@ def augment_pair(img0: np.ndarray, img1: np.ndarray, flow: np.ndarray, valid0: n
     for side in (0, 1):
         if cfg.resample > 0 and rng.random() < cfg.resample:
             lo, hi = cfg.resample_factor
-            out[side] = _resample(out[side], float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+            f = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            noise = float(rng.uniform(0.0, cfg.native_noise)) if cfg.native_noise > 0 else 0.0
+            out[side] = _resample(out[side], f, noise, rng)
         if cfg.photometric > 0 and rng.random() < cfg.photometric:
             from training.data.synthetic import photometric
 

@@ -94,6 +94,7 @@ def _pair_params(data: dict[str, Any], step: int) -> dict[str, Any]:
         "scale_range": (_lerp(s0[0], s1[0], t), _lerp(s0[1], s1[1], t)),
         "local_distortion": bool(data.get("local_distortion", True)),
         "wilderness_share": float(data.get("wilderness_share", 0.0)),
+        "dem_noise_share": float(data.get("dem_noise_share", 0.0)),
     }
 
 
@@ -140,7 +141,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
         if self.augment is not None:
             arng = np.random.default_rng([self.seed, k, 0xA46])
             img0, img1, valid = augment_pair(pr.img0, pr.img1, pr.flow_0to1, pr.valid0, arng,
-                                             self.augment)
+                                             self.augment, pr.valid1)
         else:  # stages trained before data.augment existed: invalid = 0, no augmentation
             img0 = np.nan_to_num(np.asarray(pr.img0, np.float32), nan=0.0)
             img1 = np.nan_to_num(np.asarray(pr.img1, np.float32), nan=0.0)

@@ -54,6 +54,19 @@ def test_augment_pair_outputs_finite_images_and_drops_only_hole_pixels() -> None
         assert 0.3 < v0.mean() < 0.95
 
 
+def test_fill_outside_uses_image1_content_mask() -> None:
+    img0, img1, flow, valid0 = _pair()
+    img1 = np.nan_to_num(img1, nan=0.0)  # the engine leaves image 1's outside at 0
+    content = np.ones(img1.shape, bool)
+    content[:, :8] = False
+    cfg = AugmentConfig(fill="mean", fill_outside=True)
+    _, a1, _ = augment_pair(img0, img1, flow, valid0, np.random.default_rng(0), cfg, content)
+    assert np.allclose(a1[:, :8], img1[:, 8:].mean(), atol=1e-6)
+    _, a1, _ = augment_pair(img0, img1, flow, valid0, np.random.default_rng(0),
+                            AugmentConfig(fill="mean"), content)
+    assert (a1[:, :8] == 0).all()  # without fill_outside the engine's 0 stays
+
+
 def test_holes_in_image1_remove_their_partners_in_image0() -> None:
     img0, img1, flow, valid0 = _pair(shift=0.0)
     img1 = np.nan_to_num(img1, nan=0.5)
@@ -76,3 +89,21 @@ def test_synthetic_pairs_with_augment_are_deterministic_and_nan_free() -> None:
         assert (a[k] == b[k]).all()
     assert np.isfinite(a["img0"].numpy()).all() and np.isfinite(a["img1"].numpy()).all()
     assert SyntheticPairs({"size": 64}, 0, 1).augment is None  # earlier stages unchanged
+
+
+def test_native_noise_comes_out_as_blobs() -> None:
+    flat = np.full((96, 96), 0.5, np.float32)
+    flow = np.zeros((96, 96, 2), np.float32)
+    cfg = AugmentConfig(resample=1.0, resample_factor=(3.0, 3.0), native_noise=0.2)
+    for seed in range(20):  # find a draw with clear noise
+        a0, _, _ = augment_pair(flat, flat, flow, np.ones((96, 96), bool),
+                                np.random.default_rng(seed), cfg)
+        if a0.std() > 0.05:
+            break
+    assert a0.std() > 0.05
+    # correlated over about the resampling factor: neighbours agree far more than white noise
+    d = a0 - a0.mean()
+    corr = float((d[:, 1:] * d[:, :-1]).mean() / (d * d).mean())
+    assert corr > 0.6
+    with pytest.raises(ConfigError, match="native_noise"):
+        AugmentConfig.from_dict({"native_noise": 2.0})

@@ -16,7 +16,8 @@ from xgeo.synth.translate import TRANSLATORS, translate
 from xgeo.synth.warp import Warp, random_warp, similarity_warp, warp_image
 from xgeo.synth.world import LANDCOVER, World, generate_world
 
-ENGINE_VERSION = "1.1"  # 1.1: glaciers/snow, wilderness worlds, thematic layer maps
+ENGINE_VERSION = "1.2"  # 1.1: glaciers/snow, wilderness worlds, thematic layer maps;
+#                          1.2: stereo-DEM error (render noise_m, make_pair dem_noise_share)
 
 __all__ = [
     "ENGINE_VERSION",

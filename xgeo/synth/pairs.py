@@ -80,9 +80,15 @@ def to_display(img: np.ndarray, modality: str, rng: np.random.Generator,
     return normalise01(img, lo, hi, valid)
 
 
-def _style(modality: str, rng: np.random.Generator) -> dict[str, object]:
+def _style(modality: str, rng: np.random.Generator, pixel_size: float,
+           dem_noise_share: float = 0.0) -> dict[str, object]:
     if modality == "dem":
-        return {"display": "hillshade" if rng.random() < 0.6 else "raw"}
+        st: dict[str, object] = {"display": "hillshade" if rng.random() < 0.6 else "raw"}
+        # a stereo DEM: error ~3-30 % of a pixel (ASTER at 30 m: ~5-10 m); no draw at share 0,
+        # so pairs stay those of engine 1.1
+        if dem_noise_share > 0 and rng.random() < dem_noise_share:
+            st["noise_m"] = float(pixel_size * rng.uniform(0.03, 0.3))
+        return st
     if modality == "depth":
         return {"kind": str(rng.choice(["ndsm", "dsm", "depth"], p=[0.3, 0.4, 0.3]))}
     if modality == "optical":
@@ -95,7 +101,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
               local_distortion: bool = True, world_factor: float = 1.5,
               pixel_size: float | None = None, world: World | None = None,
               style0: dict[str, Any] | None = None, style1: dict[str, Any] | None = None,
-              wilderness_share: float = 0.0, perspective: float = 0.1) -> Pair:
+              wilderness_share: float = 0.0, perspective: float = 0.1,
+              dem_noise_share: float = 0.0) -> Pair:
     """Render a cross-modal pair of one procedural world with exact ground truth.
 
     ``img0`` is the centre crop of the world rendered in ``mod0``; ``img1`` is ``mod1`` resampled
@@ -114,6 +121,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
         style0, style1: fixed render style keys for each side (default: drawn at random).
         wilderness_share: probability that a generated world has no towns (natural landscapes;
             training recipes since engine 1.1 use 0.35: 45 % of crops were > 20 % urban at 0).
+        dem_noise_share: probability that a DEM side is a stereo DEM with rough error
+            (render style ``noise_m``; engine 1.2; 0 keeps engine 1.1's pairs).
         perspective: perspective strength of the warp (:func:`~xgeo.synth.warp.random_warp`);
             0 gives an affine truth (evaluation by an affine fit); the other draws are the same.
         world: use this world instead of generating one. By default consecutive seeds share
@@ -155,7 +164,8 @@ def make_pair(seed: int, size: int = 320, mod0: str | None = None, mod1: str | N
     wh, ww = world.shape
     ox, oy = (ww - size) // 2, (wh - size) // 2
 
-    st0, st1 = _style(m0, rng), _style(m1, rng)
+    st0 = _style(m0, rng, world.pixel_size, dem_noise_share)
+    st1 = _style(m1, rng, world.pixel_size, dem_noise_share)
     a0, v0 = render_with_mask(world, m0, int(seeds[1]), **(st0 if style0 is None else style0))
     a1, v1 = render_with_mask(world, m1, int(seeds[2]), **(st1 if style1 is None else style1))
     d0 = to_display(a0, m0, np.random.default_rng(int(seeds[3])), v0)

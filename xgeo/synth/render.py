@@ -469,23 +469,37 @@ def _night(world: World, rng: np.random.Generator, native_res_m: float | None = 
 # DEM, hillshade, depth
 # --------------------------------------------------------------------------------------------
 
+def _measured_dem(world: World, rng: np.random.Generator, noise_m: float) -> np.ndarray:
+    """The world's terrain as a measured DEM: ``noise_m`` (m, std) of rough, spatially
+    correlated error, as photogrammetric (stereo) DEMs have; their hillshade is grainy."""
+    if noise_m < 0:
+        raise ConfigError(f"noise_m must be >= 0, got {noise_m}")
+    dem = world.dem.astype(np.float32, copy=True)
+    if noise_m > 0:
+        dem += np.float32(noise_m) * fractal_noise(rng, dem.shape, beta=2.0, min_wavelength_px=2.0)
+    return dem
+
+
 @_renderer("dem")
 def _dem(world: World, rng: np.random.Generator, display: str = "raw",
-         azimuth: float | None = None, elevation: float | None = None) -> tuple[np.ndarray, None]:
-    """Terrain elevation (m), or ``display="hillshade"`` shaded relief in [0, 1]."""
+         azimuth: float | None = None, elevation: float | None = None,
+         noise_m: float = 0.0) -> tuple[np.ndarray, None]:
+    """Terrain elevation (m), or ``display="hillshade"`` shaded relief in [0, 1];
+    ``noise_m``: stereo-DEM error (std, m; default none)."""
     _check("display", display, ("raw", "hillshade"))
     if display == "hillshade":
-        return _hillshade(world, rng, azimuth=azimuth, elevation=elevation)
-    return world.dem.astype(np.float32, copy=True), None
+        return _hillshade(world, rng, azimuth=azimuth, elevation=elevation, noise_m=noise_m)
+    return _measured_dem(world, rng, noise_m), None
 
 
 @_renderer("hillshade")
 def _hillshade(world: World, rng: np.random.Generator, azimuth: float | None = None,
-               elevation: float | None = None) -> tuple[np.ndarray, None]:
-    """Shaded relief of the terrain in [0, 1] (``azimuth``/``elevation`` of the light, deg)."""
+               elevation: float | None = None, noise_m: float = 0.0) -> tuple[np.ndarray, None]:
+    """Shaded relief of the terrain in [0, 1] (``azimuth``/``elevation`` of the light, deg;
+    ``noise_m`` as for ``dem``)."""
     az = float(rng.uniform(0, 360) if azimuth is None else azimuth)
     el = float(rng.uniform(25, 60) if elevation is None else elevation)
-    return hillshade(world.dem, world.pixel_size, az, el), None
+    return hillshade(_measured_dem(world, rng, noise_m), world.pixel_size, az, el), None
 
 
 @_renderer("depth")

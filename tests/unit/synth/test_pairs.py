@@ -63,3 +63,16 @@ def test_bad_modality_raises() -> None:
         make_pair(0, size=64, mod0="lidar")
     with pytest.raises(ConfigError):
         make_pair(0, size=8)
+
+
+def test_dem_noise_share() -> None:
+    """0 (default) draws nothing extra, so pairs stay engine 1.1's; 1 makes every DEM grainy."""
+    a = make_pair(11, size=96, mod0="dem", mod1="optical", style0={"display": "raw"})
+    b = make_pair(11, size=96, mod0="dem", mod1="optical", style0={"display": "raw"},
+                  dem_noise_share=0.0)
+    np.testing.assert_array_equal(a.img0, b.img0)
+    np.testing.assert_array_equal(a.img1, b.img1)
+    rough = [np.abs(np.diff(make_pair(s, size=96, mod0="dem", mod1="dem",
+                                      dem_noise_share=share).img0, axis=1)).mean()
+             for share in (0.0, 1.0) for s in range(8, 12)]
+    assert np.mean(rough[4:]) > 1.5 * np.mean(rough[:4])

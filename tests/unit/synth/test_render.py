@@ -126,6 +126,19 @@ def test_dem_depth_hillshade(world: World) -> None:
     np.testing.assert_allclose(depth + dsm, dsm.max() + 500.0, rtol=1e-6)
 
 
+def test_stereo_dem_error(world: World) -> None:
+    err = render(world, "dem", seed=3, noise_m=5.0) - world.dem
+    assert abs(float(err.std()) - 5.0) < 0.5 and abs(float(err.mean())) < 0.5
+    # rough: neighbouring errors differ far more than the terrain does
+    assert np.abs(np.diff(err, axis=1)).mean() > np.abs(np.diff(world.dem, axis=1)).mean()
+    grainy = render(world, "dem", seed=3, display="hillshade", noise_m=5.0, azimuth=315.0,
+                    elevation=45.0)
+    clean = render(world, "dem", seed=3, display="hillshade", azimuth=315.0, elevation=45.0)
+    assert np.abs(np.diff(grainy, axis=1)).mean() > 2 * np.abs(np.diff(clean, axis=1)).mean()
+    with pytest.raises(ConfigError, match="noise_m"):
+        render(world, "dem", noise_m=-1.0)
+
+
 def _road_shift(evidence: np.ndarray, world: World, r: int = 5) -> np.ndarray:
     """Sub-pixel 2-D shift ``(dx, dy)`` that best aligns the roads of the *vector layer*
     (buffered to their width, rasterised from CRS coordinates) with ``evidence`` (high on
