@@ -108,6 +108,7 @@ class SyntheticPairs(torch.utils.data.Dataset):
     """Map-style dataset: sample ``k`` is the pair of seed ``seed + k`` (deterministic).
 
     Items: ``img0 (1, S, S)``, ``img1 (1, S, S)``, ``flow (S, S, 2)``, ``valid0 (S, S)``.
+    ``data.augment`` (optional) adds appearance augmentation (:mod:`training.augment`).
     """
 
     def __init__(self, data: dict[str, Any], seed: int, batch_size: int) -> None:
