@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from training.data.synthetic import photometric
 from xgeo.errors import ConfigError
 from xgeo.synth import translate
 from xgeo.synth._noise import smooth_noise
@@ -161,8 +162,6 @@ def augment_pair(img0: np.ndarray, img1: np.ndarray, flow: np.ndarray, valid0: n
             noise = float(rng.uniform(0.0, cfg.native_noise)) if cfg.native_noise > 0 else 0.0
             out[side] = _resample(out[side], f, noise, rng)
         if cfg.photometric > 0 and rng.random() < cfg.photometric:
-            from training.data.synthetic import photometric
-
             out[side] = photometric(out[side], rng, cfg.strength)
     if cfg.holes > 0 and rng.random() < cfg.holes:
         side = int(rng.integers(2))

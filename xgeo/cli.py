@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xgeo.errors import XgeoError
+from xgeo.errors import ConfigError, XgeoError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="xgeo: cross-sensor co-registration of earth-observation imagery.")
@@ -43,8 +43,6 @@ def matcher_options(items: list[str] | None) -> tuple[tuple[str, Any], ...]:
     Raises:
         ConfigError: an item without ``=`` or with an empty key.
     """
-    from xgeo.errors import ConfigError
-
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
