@@ -48,7 +48,7 @@ def inject_geotransform_shift(src: str | Path, dst: str | Path,
         profile = ds.profile.copy()
         data = ds.read()
         desc = ds.descriptions
-    profile["transform"] = profile["transform"] * Affine.translation(*shift_px)
+    profile["transform"] = profile["transform"] @ Affine.translation(*shift_px)
     with rasterio.open(dst, "w", **profile) as out:
         out.write(data)
         out.descriptions = desc

@@ -49,7 +49,7 @@ def generate(n: int, out: Path) -> None:
 
     ref_t = Affine(10, 0, 400000, 0, -10, 5000000)
     for name, band, t in (("ref.tif", 1, ref_t),
-                          ("mov.tif", 2, ref_t * Affine.translation(3.5, -2.25))):
+                          ("mov.tif", 2, ref_t @ Affine.translation(3.5, -2.25))):
         profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "uint16",
                    "crs": "EPSG:32633", "transform": t, "tiled": True, "blockxsize": 512,
                    "blockysize": 512, "compress": "deflate", "zlevel": 1, "nodata": 0}

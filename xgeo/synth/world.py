@@ -143,7 +143,7 @@ class World:
             road_mask=self.road_mask[sl], water_mask=self.water_mask[sl],
             parcel_id=self.parcel_id[sl], building_id=self.building_id[sl],
             urban_density=self.urban_density[sl],
-            transform=self.transform * Affine.translation(x0, y0), crs=self.crs,
+            transform=self.transform @ Affine.translation(x0, y0), crs=self.crs,
             pixel_size=self.pixel_size,
             roads=tuple(Road(r.points - off, r.width_px, r.kind) for r in self.roads),
             building_corners=self.building_corners - off, building_heights=self.building_heights,

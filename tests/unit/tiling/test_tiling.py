@@ -36,7 +36,7 @@ def test_same_crs_shift_round_trip(tmp_path: Path) -> None:
     big = _texture(120, 120)
     ref = write_raster(tmp_path / "ref.tif", big[10:106, 10:90], transform=T)  # 96 x 80
     # moving file: shifted by (+5 px, -3 px) on the ground, same content -> integer resampling
-    mov_t = T * Affine.translation(5, -3)
+    mov_t = T @ Affine.translation(5, -3)
     mov = write_raster(tmp_path / "mov.tif", big[7:103, 15:95], transform=mov_t)
     calls: list[tuple[int, int]] = []
     plan = prepare_pair(ref, mov, tmp_path / "pair.zarr", tile_size=32, halo=8, min_valid=0.2,
@@ -144,7 +144,7 @@ def test_skipped_tiles_and_nodata(tmp_path: Path) -> None:
 
 def test_sha256_deterministic_and_independent_of_store(tmp_path: Path) -> None:
     ref = write_raster(tmp_path / "ref.tif", _texture(64, 64), transform=T)
-    mov = write_raster(tmp_path / "mov.tif", _texture(64, 64, 2), transform=T * Affine.translation(3, 2))
+    mov = write_raster(tmp_path / "mov.tif", _texture(64, 64, 2), transform=T @ Affine.translation(3, 2))
     a = prepare_pair(ref, mov, tmp_path / "a.zarr", tile_size=32, halo=4)
     b = prepare_pair(ref, mov, tmp_path / "b.zarr", tile_size=32, halo=4)
     assert a.sha256 == b.sha256 and a.store != b.store
@@ -155,7 +155,7 @@ def test_sha256_deterministic_and_independent_of_store(tmp_path: Path) -> None:
 
 def test_bad_inputs_raise_typed_errors_and_leave_no_store(tmp_path: Path) -> None:
     ref = write_raster(tmp_path / "ref.tif", _texture(64, 64), transform=T)
-    far = write_raster(tmp_path / "far.tif", _texture(64, 64), transform=T * Affine.translation(500, 0))
+    far = write_raster(tmp_path / "far.tif", _texture(64, 64), transform=T @ Affine.translation(500, 0))
     with pytest.raises(NoOverlapError, match="far.tif") as e:
         prepare_pair(ref, far, tmp_path / "x.zarr", tile_size=32)
     assert "ref.tif" in str(e.value) and e.value.hint
