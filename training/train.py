@@ -76,7 +76,7 @@ def load_config(path: str | Path, **train_overrides: Any) -> TrainConfig:
 def config_sha256(cfg: TrainConfig) -> str:
     """Deterministic hash of the training recipe (data + model + train sections)."""
     d = cfg.to_dict()
-    d = {**d, "train": {k: v for k, v in d["train"].items() if k not in ("out_dir", "device", "workers")}}
+    d = {**d, "train": {k: v for k, v in d["train"].items() if k not in ("out_dir", "device", "workers", "keep_val_weights")}}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
@@ -217,10 +217,10 @@ def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2,
     """Match fixed synthetic pairs; report precision, fine error and corner success.
 
     Metrics: ``n_matches`` (mean), ``precision3`` (matches within 3 px of truth), ``epe_px``
-    (median error of matches within 8 px), ``sr10`` / ``sr5`` (affine-RANSAC corner error of the
-    MatchAnything protocol against the pair's ``H_0to1``).
+    (median error of matches within 8 px), ``sr10`` / ``sr5`` / ``auc10`` (affine-RANSAC corner
+    error of the MatchAnything protocol against the pair's ``H_0to1``).
     """
-    from training.eval import corner_error, fit_affine
+    from training.eval import auc, corner_error, fit_affine
 
     was = net.training
     net.eval()
@@ -252,6 +252,7 @@ def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2,
         "epe_px": float(np.median(epe)) if epe else float("nan"),
         "sr5": float((errs_a < 5).mean()),
         "sr10": float((errs_a < 10).mean()),
+        "auc10": auc(errs_a, 10.0),
     }
 
 
@@ -358,6 +359,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
     ckpt_every = float(tr.get("ckpt_every_minutes", 5)) * 60
     last_ckpt = time.time()
     val_every, log_every = int(tr.get("val_every_steps", 200)), int(tr.get("log_every_steps", 10))
+    keep_val = bool(tr.get("keep_val_weights", False))
     warmup = int(tr.get("warmup_steps", 100))
     base_lr = float(tr.get("lr", 2e-3))
     hw = {"device": str(dev), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
@@ -376,6 +378,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
         met = validate(net, val_pairs, fine_local=int(tr.get("fine_local", 0)))
         score = met["sr10"] + 0.5 * met["precision3"]
         rec = {"step": step, "elapsed_s": round(time.time() - t0, 1), "val": met, "score": score}
+        if keep_val:  # every validated state, for studies of which step to ship
+            (out / "val").mkdir(exist_ok=True)
+            save_weights(net, out / "val" / f"step_{step:05d}.safetensors", {
+                "steps": step, "train_config_sha256": sha, "hardware": hw,
+                "data_engine_version": engine_version,
+                "metrics": {"synthetic_val": met}, "elapsed_s": rec["elapsed_s"]})
         if score > best:
             best = score
             save_weights(net, out / "best.safetensors", {

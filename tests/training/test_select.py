@@ -1,0 +1,48 @@
+"""Step selection: kept validation states are scored on synthetic pairs and one is chosen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import train as T
+from training.select import rank_correlation, select
+from xgeo.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "training" / "configs" / "tiny.yaml"
+
+
+def test_rank_correlation() -> None:
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(rank_correlation([1, 2, 3], [5, 5, 5]))
+    assert np.isnan(rank_correlation([1, 2], [1, 2]))
+
+
+def test_kept_states_are_scored_and_one_chosen(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = T.load_config(TINY, max_steps=2, out_dir=str(out), workers=0, val_every_steps=1,
+                        log_every_steps=1, threads=0, keep_val_weights=True)
+    cfg.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg, quiet=True)
+    kept = sorted(p.name for p in (out / "val").glob("*.safetensors"))
+    assert kept == ["step_00001.safetensors", "step_00002.safetensors"]
+    res = select(out, n_pairs=2, out=tmp_path / "sel.json", threads=1, progress=False, size=128)
+    assert [r["step"] for r in res["rows"]] == [1, 2]
+    assert res["chosen"]["step"] in (1, 2) and res["in_training_choice"] in (1, 2)
+    for r in res["rows"]:
+        assert set(r["by_threshold"]) == {"0.005", "0.02", "0.05"}
+        assert r["threshold"] in (0.005, 0.02, 0.05) and 0.0 <= r["auc10"] <= 1.0
+        assert r["in_training_score"] is not None
+    assert json.loads((tmp_path / "sel.json").read_text())["chosen"] == res["chosen"]
+    assert (tmp_path / "sel.png").stat().st_size > 1000
+
+
+def test_run_without_kept_states_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ConfigError, match="keep_val_weights"):
+        select(tmp_path / "run", n_pairs=1, progress=False)
