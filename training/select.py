@@ -1,7 +1,7 @@
 """Which step of a run to ship: score every kept validation state on a large synthetic set.
 
     python -m training.select --run training/runs/tiny_v2_steps [--pairs 96] \
-        [--real-per-type 8] [--out training/runs/tiny_v2_steps/select.json]
+        [--real-per-type 8] [--out training/runs/tiny_v2_steps/select.json] [--resume]
 
 A run trained with ``train.keep_val_weights: true`` leaves ``val/step_NNNNN.safetensors`` at
 every validation. The in-training validation (16 pairs, one threshold) moves in steps of 1/16
@@ -90,8 +90,12 @@ def _real_sr10(path: Path, threshold: float, fine_local: int, per_type: int,
 
 def select(run: str | Path, n_pairs: int = 96, real_per_type: int = 0,
            real_root: str | Path | None = None, out: str | Path | None = None,
-           threads: int = 2, progress: bool = True, size: int = 256) -> dict[str, Any]:
+           threads: int = 2, progress: bool = True, size: int = 256,
+           resume: bool = False) -> dict[str, Any]:
     """Score every ``val/step_*.safetensors`` of ``run``; see the module docstring.
+
+    With ``resume``, states already scored in ``out`` with the same settings are not scored
+    again (a run still training can be scored as its states appear).
 
     Raises:
         ConfigError: the run has no kept validation states.
@@ -115,29 +119,38 @@ def select(run: str | Path, n_pairs: int = 96, real_per_type: int = 0,
             if "score" in r:
                 in_training[int(r["step"])] = float(r["score"])
     pairs = selection_pairs(n_pairs, size)
+    done: dict[str, dict[str, Any]] = {}
+    if resume and out and Path(out).is_file():  # rows of an earlier call with the same settings
+        prev = json.loads(Path(out).read_text())
+        if (prev.get("pairs"), prev.get("size"), prev.get("real_per_type", 0)) == (n_pairs, size, real_per_type):
+            done = {r["file"]: r for r in prev.get("rows", [])}
     rows = []
     for p in track(states, description="scoring states", disable=not progress):
+        if str(p) in done:
+            rows.append(done[str(p)])
+            continue
         step = int(p.stem.split("_")[1])
         row: dict[str, Any] = {"step": step, "file": str(p), **score_state(p, pairs, fine_local)}
-        row["in_training_score"] = in_training.get(step)
         if real_per_type:
             row["real"] = _real_sr10(p, row["threshold"], fine_local, real_per_type,
                                      real_root or DEFAULT_REAL)
         rows.append(row)
-        if out:
-            Path(out).write_text(json.dumps({"rows": rows}, indent=2))
+        if out:  # partial results, resumable
+            Path(out).write_text(json.dumps({"pairs": n_pairs, "size": size,
+                                             "real_per_type": real_per_type, "rows": rows}, indent=2))
+    for r in rows:
+        r["in_training_score"] = in_training.get(int(r["step"]))
     chosen = max(rows, key=lambda r: (r["sr10"], r["auc10"]))
     old = [r for r in rows if r["in_training_score"] is not None]
     res: dict[str, Any] = {
-        "run": str(run), "pairs": n_pairs, "size": size, "seed": SELECT_SEED,
-        "fine_local": fine_local,
+        "run": str(run), "pairs": n_pairs, "size": size, "real_per_type": real_per_type,
+        "seed": SELECT_SEED, "fine_local": fine_local,
         "chosen": {"step": chosen["step"], "file": chosen["file"], "threshold": chosen["threshold"]},
         "in_training_choice": max(old, key=lambda r: r["in_training_score"])["step"] if old else None,
         "rows": rows,
     }
     if real_per_type:
         real = [r["real"]["sr10"] for r in rows]
-        res["real_per_type"] = real_per_type
         res["rho_select_vs_real"] = rank_correlation([r["sr10"] + 1e-3 * r["auc10"] for r in rows], real)
         if old:
             res["rho_in_training_vs_real"] = rank_correlation(
@@ -165,7 +178,7 @@ def plot_selection(res: dict[str, Any], path: Path) -> Path:
     if old:
         ax.plot([o[0] for o in old], [o[1] for o in old], "s:", color="grey",
                 label="in-training score (16 pairs)")
-    if "real_per_type" in res:
+    if res.get("real_per_type"):
         ax.plot(steps, [r["real"]["sr10"] for r in rows], "^-", color="black",
                 label=f"real SR@10 ({res['real_per_type']} per type; study only)")
     ax.axvline(res["chosen"]["step"], color="tab:green", lw=1, label="chosen (synthetic)")
@@ -188,9 +201,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-root", default=None, help="shared/data/real folder")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="JSON path (a PNG is written beside it)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows of states already scored in --out with the same settings")
     a = ap.parse_args(argv)
     out = a.out or str(Path(a.run) / "select.json")
-    res = select(a.run, a.pairs, a.real_per_type, a.real_root, out, a.threads)
+    res = select(a.run, a.pairs, a.real_per_type, a.real_root, out, a.threads, resume=a.resume)
     for r in res["rows"]:
         real = f"  real {r['real']['sr10']:.2f}" if "real" in r else ""
         old = r["in_training_score"]
