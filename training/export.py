@@ -89,7 +89,9 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
             card["hardware"] = json.loads(best_card.read_text()).get("hardware")
     else:
         raise WeightsError(f"{ckpt}: expected a .safetensors or a training .pt checkpoint")
-    run_cfg = ckpt.parent / "config.json"
+    # the run's directory: a state kept at a validation (train.keep_val_weights) lies in val/
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "val" else ckpt.parent
+    run_cfg = run_dir / "config.json"
     if run_cfg.is_file():
         rc = json.loads(run_cfg.read_text())
         card["train_config_sha256"] = rc.get("sha256", card.get("train_config_sha256"))

@@ -26,7 +26,7 @@ def test_rank_correlation() -> None:
 def test_kept_states_are_scored_and_one_chosen(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = T.load_config(TINY, max_steps=2, out_dir=str(out), workers=0, val_every_steps=1,
-                        log_every_steps=1, threads=0, keep_val_weights=True)
+                        log_every_steps=1, threads=0, keep_val_weights=True, fine_local=2)
     cfg.data.update(size=128, val_pairs=1, val_size=128)
     T.train(cfg, quiet=True)
     kept = sorted(p.name for p in (out / "val").glob("*.safetensors"))
@@ -40,6 +40,13 @@ def test_kept_states_are_scored_and_one_chosen(tmp_path: Path) -> None:
         assert r["in_training_score"] is not None
     assert json.loads((tmp_path / "sel.json").read_text())["chosen"] == res["chosen"]
     assert (tmp_path / "sel.png").stat().st_size > 1000
+    # a kept state exports with its run's recipe (config.json lies one level up)
+    from training.export import export
+
+    card = json.loads(export(out / "val" / "step_00002.safetensors", tmp_path / "w")
+                      .with_suffix(".json").read_text())
+    assert card["steps"] == 2 and card["inference"]["fine_local"] == 2
+    assert card["train_config"]["train"]["keep_val_weights"] is True
 
 
 def test_run_without_kept_states_is_a_config_error(tmp_path: Path) -> None:
