@@ -27,7 +27,7 @@ from xgeo.vectors import (
 def _displace(layers, grid, shift=(3.4, -2.7), angle=0.5):
     h, w = grid.shape
     t = grid.transform
-    cx, cy = t * (w / 2, h / 2)
+    cx, cy = t @ (w / 2, h / 2)
     ps = grid.pixel_size
     out = {}
     for k, v in layers.items():

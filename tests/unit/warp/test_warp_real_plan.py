@@ -41,10 +41,10 @@ def _expected(plan, mov, model) -> np.ndarray:
     h, w = plan.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     grid = model.inverse(np.stack([xx.ravel(), yy.ravel()], 1))
-    mx, my = Affine(*REF_TRANSFORM) * (grid[:, 0] + 0.5, grid[:, 1] + 0.5)
+    mx, my = Affine(*REF_TRANSFORM) @ (grid[:, 0] + 0.5, grid[:, 1] + 0.5)
     ex, ey = Transformer.from_crs(32633, 32634, always_xy=True).transform(mx, my)
     with rasterio.open(plan.mov.path) as ds:
-        cx, cy = ~ds.transform * (ex, ey)
+        cx, cy = ~ds.transform @ (ex, ey)
     data = np.nan_to_num(mov).astype(np.float64)
     vals = ndimage.map_coordinates(data, [cy - 0.5, cx - 0.5], order=1, cval=np.nan)
     # bilinear support entirely inside valid moving pixels (file NaN fill is not data)
