@@ -116,3 +116,20 @@ def test_exploradores_is_right_or_raises(real_data: Path, tmp_path: Path) -> Non
     else:
         after = vertex_rmse_px(orig, read_vectors(tmp_path / "fixed.gpkg"), grid)
         assert after <= 1.5, after
+
+
+def test_cue_scan_places_everest_outlines_but_not_exploradores(real_data: Path) -> None:
+    """The evidence behind the Exploradores RegistrationError (tests/bench/dem_map_cues.py):
+    the same shift scan that places the Everest outlines at their georeferenced position finds
+    no agreeing cue near it on the ASTER DEM."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from dem_map_cues import _load, report
+
+    ev = real_data / "everest_landsat7_rgi"
+    rows = report("everest", *_load(ev / "LE71400412000304SGS00_B4.tif",
+                                    ev / "15_rgi60_glacier_outlines.gpkg"), 12, echo=lambda _: None)
+    assert sum(r["agree"] and r["near_zero"] for r in rows) >= 4, rows
+    ex = real_data / "exploradores_aster_dem_rgi"
+    rows = report("exploradores", *_load(ex / "AST_L1A_00303182012144228_Z.tif",
+                                         ex / "17_rgi60_glacier_outlines.gpkg"), 12, echo=lambda _: None)
+    assert not any(r["agree"] and r["near_zero"] for r in rows), rows
