@@ -10,7 +10,9 @@ Every batch is generated on the fly by :func:`xgeo.synth.make_pair` (procedural 
 translators, geometric warp with exact flow). Coarse truth and fine targets come from the flow
 (:mod:`training.supervision`); losses are in :mod:`training.losses`. The run directory holds
 ``log.jsonl`` (loss, lr, validation metrics), ``last.pt`` (model + optimiser, for ``--resume``;
-loaded with ``weights_only=True``) and ``best.safetensors`` + ``best.json`` (best validation score).
+loaded with ``weights_only=True``) and ``best.safetensors`` + ``best.json`` (best validation score);
+with ``train.keep_val_weights`` also ``val/step_N.safetensors`` at every validation (scored by
+``python -m training.select``).
 The learning rate follows warmup + cosine over ``max(step / max_steps, elapsed / max_wall)``,
 so a run that is cut by its wall-time budget still anneals.
 """
@@ -76,7 +78,8 @@ def load_config(path: str | Path, **train_overrides: Any) -> TrainConfig:
 def config_sha256(cfg: TrainConfig) -> str:
     """Deterministic hash of the training recipe (data + model + train sections)."""
     d = cfg.to_dict()
-    d = {**d, "train": {k: v for k, v in d["train"].items() if k not in ("out_dir", "device", "workers", "keep_val_weights")}}
+    skip = ("out_dir", "device", "workers", "keep_val_weights")  # where and how, not what
+    d = {**d, "train": {k: v for k, v in d["train"].items() if k not in skip}}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
