@@ -37,7 +37,8 @@ THRESHOLDS = (0.005, 0.02, 0.05)
 
 
 def selection_pairs(n: int, size: int = 256, seed: int = SELECT_SEED) -> list[Any]:
-    """``n`` synthetic pairs of the training distribution (rotation <= 45 deg, scale 0.6-1.7)."""
+    """``n`` synthetic pairs near the training distribution: rotation <= 45 deg, scale 0.6-1.7
+    (a little wider than training's 0.7-1.4, as the threshold pick of ``training.export``)."""
     from xgeo.synth import make_pair
 
     return [make_pair(seed + k, size=size, max_rotation_deg=45.0, scale_range=(0.6, 1.7))
