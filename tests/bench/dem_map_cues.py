@@ -27,6 +27,8 @@ import rasterio
 from rasterio.features import rasterize
 from scipy import ndimage
 
+from xgeo.vectors._estimate import _checkerboard, edge_strength
+
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
 
 
@@ -41,11 +43,6 @@ def _load(raster: Path, gpkg: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _band(a: np.ndarray, s: float) -> np.ndarray:
     return ndimage.gaussian_filter(a, s) - ndimage.gaussian_filter(a, 4 * s)
-
-
-def _grad(a: np.ndarray, s: float) -> np.ndarray:
-    gy, gx = np.gradient(ndimage.gaussian_filter(a, s))
-    return np.hypot(gx, gy)
 
 
 def _roughness(a: np.ndarray) -> np.ndarray:
@@ -91,7 +88,8 @@ def cues(raster: np.ndarray, fill: np.ndarray) -> dict[str, tuple[np.ndarray, np
                      - ndimage.distance_transform_edt(fill == 0), -15, 15)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for s in (1.0, 3.0):
-        out[f"gradient (sigma {s:g}) vs boundary"] = (_grad(filled, s), boundary)
+        out[f"gradient (sigma {s:g}) vs boundary"] = (edge_strength(filled, s).astype(np.float64),
+                                                       boundary)
     out["roughness vs fill"] = (_roughness(filled), fill)
     for s in (1.0, 2.0, 4.0):
         out[f"band-pass {s:g}-{4 * s:g} px vs fill"] = (_band(filled, s), _band(fill, s))
@@ -103,14 +101,14 @@ def report(name: str, raster: np.ndarray, fill: np.ndarray, radius: int,
            echo: Callable[[str], None] = print) -> list[dict[str, object]]:
     h, w = raster.shape
     valid = ndimage.binary_erosion(np.isfinite(raster), iterations=3)
-    board = ((np.arange(h)[:, None] // 64 + np.arange(w)[None] // 64) % 2).astype(bool)
+    board, other = _checkerboard((h, w), 64)
     echo(f"\n{name}: shift (dx, dy) px and z of the peak; whole / checkerboard half A / half B")
     echo("| cue | whole | half A | half B | agrees, within 1.5 px of (0, 0) |")
     echo("|---|---|---|---|---|")
     rows = []
     for cue, (img, mp) in cues(raster, fill).items():
         res = [peak(scan(img, mp, valid & sel, radius), radius)
-               for sel in (np.ones_like(board), board, ~board)]
+               for sel in (np.ones_like(board), board, other)]
         agree = max(np.hypot(r[0] - res[0][0], r[1] - res[0][1]) for r in res) <= 2.0
         near = all(np.hypot(r[0], r[1]) <= 1.5 for r in res)
         cells = " | ".join(f"({r[0]:+d}, {r[1]:+d}) z {r[2]:.1f}" for r in res)
