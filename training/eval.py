@@ -487,6 +487,7 @@ def run_eval(
     fine_local: int | None = None,
     pair_types: Sequence[str] | None = None,
     scale_search: bool = True,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
@@ -505,6 +506,7 @@ def run_eval(
         pair_types: keep only real pair types whose name contains one of these (case-insensitive;
             None = all); the pairs kept are the same as in a full run.
         scale_search: universal matcher's adaptive scale search.
+        threshold: universal matcher's coarse threshold (None = the weights' card).
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -527,6 +529,8 @@ def run_eval(
                                     "scale_search": scale_search}
             if fine_local is not None:
                 opts["fine_local"] = int(fine_local)
+            if threshold is not None:
+                opts["threshold"] = float(threshold)
             if weights:
                 opts["weights"] = weights
             uni = xgeo.load_matcher("universal", **opts)

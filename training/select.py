@@ -74,17 +74,11 @@ def rank_correlation(a: list[float], b: list[float]) -> float:
 
 def _real_sr10(path: Path, threshold: float, fine_local: int, per_type: int,
                real_root: str | Path) -> dict[str, Any]:
-    import xgeo
-    from training.eval import evaluate, real_suite
+    from training.eval import run_eval
 
-    uni = xgeo.load_matcher("universal", weights=str(path), threshold=threshold,
-                            fine_local=fine_local)
-
-    def fn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = uni.match(a, b)
-        return r.points0, r.points1
-
-    res = evaluate({"universal": fn}, real_suite(real_root, per_type, 0), progress=False)
+    res = run_eval(suites=("real",), methods=("universal",), n_real=per_type, real_root=real_root,
+                   weights=str(path), fine_local=fine_local, threshold=threshold,
+                   progress=False)["real"]
     return {"sr10": res["overall"]["universal"]["sr10"], "auc10": res["overall"]["universal"]["auc10"],
             "per_type": {t: v["universal"]["sr10"] for t, v in res["per_type"].items()}}
 
