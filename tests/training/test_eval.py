@@ -57,18 +57,52 @@ END
 """)
 
 
-def test_landsat_cloud_mask_keeps_towns_and_water(tmp_path) -> None:
+def test_landsat_cloud_mask_takes_thin_cloud_and_keeps_warm_ground(tmp_path) -> None:
     from training.eval import landsat_cloud_mask
 
     _mtl(tmp_path / "MTL.txt")
     red = np.full((200, 200), 8000.0)  # ground: TOA reflectance (0.16 - 0.1) / 0.904 = 0.066
     tir = np.full((200, 200), 30000.0)  # ~ 297 K: warm ground
-    red[40:60, 40:60], tir[40:60, 40:60] = 20000.0, 22000.0  # cloud: bright and cold
+    red[40:60, 40:60], tir[40:60, 40:60] = 20000.0, 22000.0  # thick cloud: bright and cold
+    tir[40:60, 140:160] = 22000.0  # thin cloud (cirrus): the ground's red, but cold
     red[140:160, 40:60] = 20000.0  # town or sand: bright but warm
-    tir[40:60, 140:160] = 22000.0  # water: cold but dark
     m = landsat_cloud_mask(red, tir, tmp_path / "MTL.txt", parallax_px=10)
     assert m[50, 50] and m[50, 35] and not m[50, 25]  # cloud, widened by the parallax margin
-    assert not m[150, 50] and not m[50, 150] and not m[150, 150]
+    assert m[50, 150] and m[50, 165] and not m[50, 175]
+    assert not m[150, 50] and not m[150, 150]
+
+
+def test_real_thermal_ground_registers_at_the_identity(real_data) -> None:
+    # the suite's truth for OLI/TIRS is the identity; it must hold on every part of the ground the
+    # mask keeps. A mask that kept thin cloud (as the first one did: the top strip) fails here,
+    # because that strip registers at the cloud parallax, about (+5, -11) px.
+    from training.eval import _read, landsat_cloud_mask
+    from xgeo.vectors._estimate import mutual_information
+
+    l8 = real_data / "landsat8_oli_tirs"
+    red, tir = _read(l8 / "l8_B4.tif")[0], _read(l8 / "l8_B10.tif")[0]
+    kept = ~landsat_cloud_mask(red, tir, l8 / "l8_MTL.txt")
+    assert 0.08 < kept.mean() < 0.5
+
+    def labels(a: np.ndarray) -> np.ndarray:
+        lo, hi = np.percentile(a, [1, 99])
+        return np.clip(((a - lo) / (hi - lo) * 32).astype(np.int64), 0, 31)
+
+    r = 14
+    h, w = red.shape
+    bands = 0
+    for y0 in range(r, h - r - 40, 40):  # 40-row bands with enough kept ground
+        ys, xs = np.nonzero(kept[y0 : y0 + 40, r : w - r])
+        if len(ys) < 4000:
+            continue
+        ys, xs = ys + y0, xs + r
+        qa = labels(red[ys, xs])
+        scores = {(dx, dy): mutual_information(qa, labels(tir[ys + dy, xs + dx]), 32, 32)
+                  for dy in range(-r, r + 1, 2) for dx in range(-r, r + 1, 2)}
+        best = max(scores, key=scores.get)
+        assert best == (0, 0), (y0, best, scores[best], scores[(0, 0)])
+        bands += 1
+    assert bands >= 2
 
 
 def test_real_suite_thermal_pairs_are_ground_only(real_data) -> None:
