@@ -383,7 +383,8 @@ def sift_match(img0: np.ndarray, img1: np.ndarray, ratio: float = 0.8) -> tuple[
     return p0, p1
 
 
-MatchFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: a method: ``(img0, img1) -> (points0, points1)`` or ``(points0, points1, diagnostics)``
+MatchFn = Callable[[np.ndarray, np.ndarray], tuple[Any, ...]]
 #: methods ``run_eval`` knows; ``universal+structural`` refines the universal matches of the same
 #: pair with the structural matcher (:mod:`xgeo.matcher.refined`)
 METHODS = ("universal", "universal+structural", "classical", "sift")
@@ -394,11 +395,26 @@ def _xgeo_method(name: str, **opts: Any) -> MatchFn:
 
     m = xgeo.load_matcher(name, **opts)
 
-    def fn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         r = m.match(a, b)
-        return r.points0, r.points1
+        return r.points0, r.points1, _diagnostics(r.info)
 
     return fn
+
+
+def _diagnostics(info: dict[str, Any]) -> dict[str, Any]:
+    """What a learned match says about its own search: the hypothesis it kept (rotation of
+    image 1's view in degrees, scale of the view) and the two best hypothesis supports (a clear
+    winner has at least 30 and twice the runner-up; chance is about 10-25)."""
+    out: dict[str, Any] = {}
+    if "rotation_deg" in info:
+        out["picked_deg"] = int(info["rotation_deg"])
+    if "scale_view" in info:
+        out["picked_scale"] = round(float(info["scale_view"]), 3)
+    scores = sorted((float(v) for v in info.get("orientation_scores", {}).values()), reverse=True)
+    if scores:
+        out["support"] = [round(x, 1) for x in scores[:2]]
+    return out
 
 
 def _limit_side(a: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -414,7 +430,10 @@ def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: i
 
     Returns:
         ``{"per_type": {type: {method: {sr5, sr10, sr20, auc5, auc10, auc20, n, matches, s}}},
-        "overall": {method: {...}}, "pairs": [{type, seed, errors: {method: px}}]}``.
+        "overall": {method: {...}}, "pairs": [{type, seed, truth, errors: {method: px},
+        matches: {method: n}, diagnostics: {method: {picked_deg, picked_scale, support}}}]}``
+        (``truth``: rotation in degrees, scale and valid share of image 0; diagnostics only for
+        methods that report them, the learned matcher's search).
     """
     from rich.progress import track
 
@@ -423,13 +442,21 @@ def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: i
     per_pair: list[dict[str, Any]] = []
     it = track(pairs, description="evaluating") if progress else pairs
     for pr in it:
-        per_pair.append({"type": pr.pair_type, "seed": int(pr.seed), "errors": {}})
+        h = np.asarray(pr.H_0to1, np.float64) / pr.H_0to1[2, 2]
+        truth = {"rotation_deg": round(float(np.degrees(np.arctan2(h[1, 0], h[0, 0]))), 1),
+                 "scale": round(float(np.sqrt(abs(np.linalg.det(h[:2, :2])))), 3),
+                 "valid0": round(float(np.isfinite(pr.img0).mean()), 3)}
+        per_pair.append({"type": pr.pair_type, "seed": int(pr.seed), "truth": truth,
+                         "errors": {}, "matches": {}, "diagnostics": {}})
         a, sa = _limit_side(pr.img0, max_side)
         b, sb = _limit_side(pr.img1, max_side)
         for name, fn in methods.items():
             t = time.perf_counter()
+            diag: dict[str, Any] = {}
             try:
-                p0, p1 = fn(a, b)
+                out = fn(a, b)
+                p0, p1 = out[0], out[1]
+                diag = dict(out[2]) if len(out) > 2 else {}
             except Exception as exc:  # a failing method counts as a failure, never stops the run
                 print(f"[eval] {name} failed on {pr.pair_type} seed {pr.seed}: {exc}")
                 p0, p1 = np.zeros((0, 2)), np.zeros((0, 2))
@@ -439,6 +466,9 @@ def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: i
             e = corner_error(fit_affine(p0, p1), pr.H_0to1, pr.img0.shape)
             errs.setdefault(pr.pair_type, {}).setdefault(name, []).append(e)
             per_pair[-1]["errors"][name] = e if np.isfinite(e) else None
+            per_pair[-1]["matches"][name] = len(p0)
+            if diag:
+                per_pair[-1]["diagnostics"][name] = diag
             st = stats.setdefault(f"{pr.pair_type}|{name}", {"matches": [], "s": []})
             st["matches"].append(len(p0))
             st["s"].append(dt)
@@ -540,10 +570,11 @@ def run_eval(
             uni = xgeo.load_matcher("universal", **opts)
         if m == "universal":
 
-            def fn_u(a: np.ndarray, b: np.ndarray, uni: Any = uni) -> tuple[np.ndarray, np.ndarray]:
+            def fn_u(a: np.ndarray, b: np.ndarray, uni: Any = uni
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
                 r = uni.match(a, b)
                 last.update(key=(id(a), id(b)), matches=r)
-                return r.points0, r.points1
+                return r.points0, r.points1, _diagnostics(r.info)
 
             fns[m] = fn_u
         elif m == "universal+structural":
@@ -597,6 +628,29 @@ def compact_table(res: dict[str, Any], metric: str = "sr10") -> str:
     return "\n".join(lines)
 
 
+def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bool = True,
+               threshold: float = 10.0) -> str:
+    """One row per pair of ``method`` (by default the failures at ``threshold`` px): the truth
+    (rotation, scale, valid share of image 0), the error, the matches and, where the method
+    reports them, the hypothesis it kept and the two best supports."""
+    lines = ["| pair type | seed | rotation | scale | valid0 | error px | matches | kept | support |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for q in res.get("pairs", []):
+        if method not in q.get("errors", {}):
+            continue
+        e = q["errors"][method]
+        if failures_only and e is not None and e < threshold:
+            continue
+        t, d = q.get("truth", {}), q.get("diagnostics", {}).get(method, {})
+        kept = f"{d['picked_deg']} @ {d.get('picked_scale', 1.0):g}" if "picked_deg" in d else "-"
+        lines.append(
+            f"| {q['type']} | {q['seed']} | {t.get('rotation_deg', '-')} | {t.get('scale', '-')} | "
+            f"{t.get('valid0', '-')} | {'fail' if e is None else f'{e:.1f}'} | "
+            f"{q.get('matches', {}).get(method, '-')} | {kept} | "
+            f"{' / '.join(str(x) for x in d.get('support', [])) or '-'} |")
+    return "\n".join(lines)
+
+
 def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Add the methods of result ``b`` (same suites, seeds and pair counts) to result ``a``."""
     out = json.loads(json.dumps(a))
@@ -611,8 +665,9 @@ def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         byid = {(q["type"], q["seed"]): q for q in out[suite].get("pairs", [])}
         for q in b[suite].get("pairs", []):
             if (q["type"], q["seed"]) in byid:
-                for m, e in q["errors"].items():
-                    byid[(q["type"], q["seed"])]["errors"].setdefault(m, e)
+                for key in ("errors", "matches", "diagnostics"):
+                    for m, e in q.get(key, {}).items():
+                        byid[(q["type"], q["seed"])].setdefault(key, {}).setdefault(m, e)
     out["methods"] = list(dict.fromkeys(list(a.get("methods", [])) + list(b.get("methods", []))))
     return out
 
@@ -633,6 +688,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pair-type", action="append", default=None,
                     help="only real pair types whose name contains this (repeatable), e.g. thermal")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--pairs", choices=["failures", "all"], default=None,
+                    help="also print one row per pair of the first method (truth, error, matches, "
+                         "the learned matcher's kept hypothesis and supports)")
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     a = ap.parse_args(argv)
     if a.threads:
@@ -650,6 +708,10 @@ def main(argv: list[str] | None = None) -> None:
     for s in a.suite or ["real", "synthetic"]:
         print(f"\n## {s}\n")
         print(markdown_table(res[s]))
+        if a.pairs:
+            m = (a.method or ["universal"])[0]
+            print(f"\n### {s}: {a.pairs} of {m} (SR@10)\n")
+            print(pair_table(res[s], m, failures_only=a.pairs == "failures"))
     print(f"\n{res['seconds']:.0f} s")
 
 

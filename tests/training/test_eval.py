@@ -31,9 +31,9 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
         q = np.c_[p0, np.ones(30)] @ pr.H_0to1.T
         return p0, q[:, :2] / q[:, 2:]
 
-    def blind(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        g = np.random.default_rng(2)
-        return g.uniform(0, 95, (30, 2)), g.uniform(0, 95, (30, 2))
+    def blind(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        g = np.random.default_rng(2)  # a method may also report diagnostics of its own search
+        return g.uniform(0, 95, (30, 2)), g.uniform(0, 95, (30, 2)), {"support": [12.0, 11.0]}
 
     res = evaluate({"perfect": perfect, "blind": blind}, pairs, progress=False)
     assert res["overall"]["perfect"]["sr5"] == 1.0
@@ -41,6 +41,16 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     assert set(res["per_type"]) == {"optical-optical", "optical-sar", "sar-optical", "sar-sar"}
     assert "| ALL | perfect | 4 |" in markdown_table(res)
     assert len(res["pairs"]) == 4 and res["pairs"][0]["errors"]["perfect"] < 1e-6
+    q, h = res["pairs"][0], pairs[0].H_0to1
+    assert q["matches"] == {"perfect": 30, "blind": 30}
+    assert q["diagnostics"] == {"blind": {"support": [12.0, 11.0]}}
+    assert abs(q["truth"]["rotation_deg"] - np.degrees(np.arctan2(h[1, 0], h[0, 0]))) < 0.1
+    from training.eval import pair_table
+
+    assert pair_table(res, "perfect").count("\n") == 1  # header only: no failure
+    rows = pair_table(res, "blind").splitlines()[2:]
+    assert len(rows) == sum(p["errors"]["blind"] is None or p["errors"]["blind"] >= 10
+                            for p in res["pairs"]) and all("12.0 / 11.0" in r for r in rows)
 
 
 def _mtl(path) -> None:
