@@ -9,7 +9,9 @@ and picked noise; this scores each state on ``--pairs`` synthetic pairs drawn fr
 70,000,000+ (disjoint from training, the in-training validation at 900,000+, the threshold pick
 of ``training.export`` at 60,000,000+ and the synthetic test suite at 50,000,000+), at each
 candidate coarse threshold, and ranks states by SR@10 at their best threshold (ties: AUC@10).
-The choice uses synthetic data only.
+The choice uses synthetic data only. ``--masked`` scores each state on masked copies of the
+pairs as well (one side losing 30-75 % of its pixels to blob-shaped regions, filled as inference
+fills them): real inputs arrive with masked clouds and nodata, which clean pairs never test.
 
 ``--real-per-type K`` additionally measures every state on the first K pairs of each real pair
 type (the universal matcher with its inference defaults, at the state's chosen threshold). That
@@ -36,13 +38,31 @@ SELECT_SEED = 70_000_000
 THRESHOLDS = (0.005, 0.02, 0.05)
 
 
-def selection_pairs(n: int, size: int = 256, seed: int = SELECT_SEED) -> list[Any]:
+def selection_pairs(n: int, size: int = 256, seed: int = SELECT_SEED, masked: bool = False
+                    ) -> list[Any]:
     """``n`` synthetic pairs near the training distribution: rotation <= 45 deg, scale 0.6-1.7
-    (a little wider than training's 0.7-1.4, as the threshold pick of ``training.export``)."""
+    (a little wider than training's 0.7-1.4, as the threshold pick of ``training.export``).
+
+    With ``masked``, ``n`` more: the same pairs with one side losing 30-75 % of its pixels to
+    blob-shaped masked regions (clouds, voids) and image 1's outside, all filled with the valid
+    mean as inference fills them (:func:`training.augment.augment_pair`; the truth loses them).
+    """
+    import dataclasses
+
+    from training.augment import AugmentConfig, augment_pair
     from xgeo.synth import make_pair
 
-    return [make_pair(seed + k, size=size, max_rotation_deg=45.0, scale_range=(0.6, 1.7))
-            for k in range(n)]
+    pairs = [make_pair(seed + k, size=size, max_rotation_deg=45.0, scale_range=(0.6, 1.7))
+             for k in range(n)]
+    if not masked:
+        return pairs
+    cfg = AugmentConfig(fill="mean", fill_outside=True, holes=1.0, hole_share=(0.3, 0.75))
+    out = list(pairs)
+    for p in pairs:
+        img0, img1, valid0 = augment_pair(p.img0, p.img1, p.flow_0to1, p.valid0,
+                                          np.random.default_rng(p.seed), cfg, p.valid1)
+        out.append(dataclasses.replace(p, img0=img0, img1=img1, valid0=valid0))
+    return out
 
 
 def score_state(path: str | Path, pairs: list[Any], fine_local: int = 0,
@@ -86,7 +106,7 @@ def _real_sr10(path: Path, threshold: float, fine_local: int, per_type: int,
 def select(run: str | Path, n_pairs: int = 96, real_per_type: int = 0,
            real_root: str | Path | None = None, out: str | Path | None = None,
            threads: int = 2, progress: bool = True, size: int = 256,
-           resume: bool = False) -> dict[str, Any]:
+           resume: bool = False, masked: bool = False) -> dict[str, Any]:
     """Score every ``val/step_*.safetensors`` of ``run``; see the module docstring.
 
     With ``resume``, states already scored in ``out`` with the same settings are not scored
@@ -113,11 +133,12 @@ def select(run: str | Path, n_pairs: int = 96, real_per_type: int = 0,
             r = json.loads(line)
             if "score" in r:
                 in_training[int(r["step"])] = float(r["score"])
-    pairs = selection_pairs(n_pairs, size)
+    pairs = selection_pairs(n_pairs, size, masked=masked)
     done: dict[str, dict[str, Any]] = {}
     if resume and out and Path(out).is_file():  # rows of an earlier call with the same settings
         prev = json.loads(Path(out).read_text())
-        if (prev.get("pairs"), prev.get("size"), prev.get("real_per_type", 0)) == (n_pairs, size, real_per_type):
+        if (prev.get("pairs"), prev.get("size"), prev.get("real_per_type", 0),
+                prev.get("masked", False)) == (n_pairs, size, real_per_type, masked):
             done = {r["file"]: r for r in prev.get("rows", [])}
     rows = []
     for p in track(states, description="scoring states", disable=not progress):
@@ -131,14 +152,15 @@ def select(run: str | Path, n_pairs: int = 96, real_per_type: int = 0,
                                      real_root or DEFAULT_REAL)
         rows.append(row)
         if out:  # partial results, resumable
-            Path(out).write_text(json.dumps({"pairs": n_pairs, "size": size,
+            Path(out).write_text(json.dumps({"pairs": n_pairs, "size": size, "masked": masked,
                                              "real_per_type": real_per_type, "rows": rows}, indent=2))
     for r in rows:
         r["in_training_score"] = in_training.get(int(r["step"]))
     chosen = max(rows, key=lambda r: (r["sr10"], r["auc10"]))
     old = [r for r in rows if r["in_training_score"] is not None]
     res: dict[str, Any] = {
-        "run": str(run), "pairs": n_pairs, "size": size, "real_per_type": real_per_type,
+        "run": str(run), "pairs": n_pairs, "size": size, "masked": masked,
+        "real_per_type": real_per_type,
         "seed": SELECT_SEED, "fine_local": fine_local,
         "chosen": {"step": chosen["step"], "file": chosen["file"], "threshold": chosen["threshold"]},
         "in_training_choice": max(old, key=lambda r: r["in_training_score"])["step"] if old else None,
@@ -196,11 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-root", default=None, help="shared/data/real folder")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="JSON path (a PNG is written beside it)")
+    ap.add_argument("--masked", action="store_true",
+                    help="score on the pairs and on masked copies of them (30-75 %% of one side "
+                         "lost to blob-shaped masked regions, filled as inference fills them)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows of states already scored in --out with the same settings")
     a = ap.parse_args(argv)
     out = a.out or str(Path(a.run) / "select.json")
-    res = select(a.run, a.pairs, a.real_per_type, a.real_root, out, a.threads, resume=a.resume)
+    res = select(a.run, a.pairs, a.real_per_type, a.real_root, out, a.threads, resume=a.resume,
+                 masked=a.masked)
     for r in res["rows"]:
         real = f"  real {r['real']['sr10']:.2f}" if "real" in r else ""
         old = r["in_training_score"]

@@ -53,3 +53,17 @@ def test_run_without_kept_states_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     with pytest.raises(ConfigError, match="keep_val_weights"):
         select(tmp_path / "run", n_pairs=1, progress=False)
+
+
+def test_masked_selection_pairs_are_masked_copies() -> None:
+    from training.select import selection_pairs
+
+    clean = selection_pairs(2, size=96)
+    both = selection_pairs(2, size=96, masked=True)
+    assert len(both) == 4
+    for c, m in zip(clean, both[2:], strict=True):
+        assert m.seed == c.seed and np.array_equal(m.flow_0to1, c.flow_0to1)
+        assert np.isfinite(m.img0).all() and np.isfinite(m.img1).all()  # filled as inference does
+        # one side lost 30-75 % of its pixels: the supervision shrinks with it
+        assert m.valid0.sum() < 0.8 * c.valid0.sum()
+        assert m.valid0.sum() <= c.valid0.sum() and not (m.valid0 & ~c.valid0).any()
