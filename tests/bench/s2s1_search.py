@@ -25,28 +25,20 @@ import numpy as np
 from scipy import fft
 
 from training.eval import REAL_PAIR_TYPES, corner_error, real_suite
+from xgeo.matcher._structural import block_mean, subpixel_peak
+from xgeo.vectors._estimate import edge_strength
 
 UP = 3.0  # the suite's upsampling of the 120 px patches
 SCALES = tuple(float(s) for s in np.geomspace(0.66, 1.5, 9))
 MIN_OVERLAP = 0.5  # share of image 0's valid pixels that must overlap image 1
 
 
-def _native(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(image, valid)`` area-averaged from the upsampled grid back to 10 m (NaN-aware)."""
-    v = np.isfinite(a).astype(np.float32)
-    h, w = (round(a.shape[0] / UP), round(a.shape[1] / UP))
-    s = cv2.resize(np.where(v > 0, a, 0).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-    n = cv2.resize(v, (w, h), interpolation=cv2.INTER_AREA)
-    ok = n > 0.99
-    return np.where(ok, s / np.maximum(n, 1e-6), 0.0).astype(np.float32), ok
-
-
-def _edges(a: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """Smoothed gradient magnitude (both sensors' edges, whatever their polarity)."""
-    fill = float(a[valid].mean()) if valid.any() else 0.0
-    g = cv2.GaussianBlur(np.where(valid, a, fill), (0, 0), sigma)
-    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
-    return np.hypot(gx, gy) * valid
+def _edges_native(a: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, valid)`` at 10 m: NaN-aware block means back from the upsampled grid, then the
+    smoothed gradient magnitude (both sensors' edges, whatever their polarity), 0 off ``valid``."""
+    b = block_mean(a, int(UP))
+    valid = np.isfinite(b)
+    return np.nan_to_num(edge_strength(b, sigma)) * valid, valid
 
 
 class MaskedNCC:
@@ -93,23 +85,12 @@ def _similarity(theta_deg: float, scale: float, centre: tuple[float, float]) -> 
     return m
 
 
-def _subpixel(c: np.ndarray, i: int, j: int) -> tuple[float, float]:
-    """Parabolic peak offset ``(di, dj)`` around ``(i, j)``."""
-    def par(a: float, b: float, d: float) -> float:
-        den = a - 2 * b + d
-        return 0.0 if abs(den) < 1e-12 else float(np.clip(0.5 * (a - d) / den, -0.5, 0.5))
-    di = par(c[i - 1, j], c[i, j], c[i + 1, j]) if 0 < i < c.shape[0] - 1 else 0.0
-    dj = par(c[i, j - 1], c[i, j], c[i, j + 1]) if 0 < j < c.shape[1] - 1 else 0.0
-    return di, dj
-
-
 def search(img0: np.ndarray, img1: np.ndarray, sigma: float, rot_step: float) -> np.ndarray:
     """Best image-0 -> image-1 similarity ``(3, 3)`` in upsampled pixels, by exhaustive search
     over rotation and scale (then a finer grid around the best) and every translation."""
-    a, va = _native(img0)
-    b, vb = _native(img1)
-    ea, eb = _edges(a, va, sigma), _edges(b, vb, sigma)
-    h, w = a.shape
+    ea, va = _edges_native(img0, sigma)
+    eb, vb = _edges_native(img1, sigma)
+    h, w = ea.shape
     c = ((w - 1) / 2.0, (h - 1) / 2.0)
     side = int(np.ceil(max(h, w) * max(SCALES) * 1.08 * 1.42))
     corr = MaskedNCC(eb, vb, (side, side))
@@ -124,7 +105,10 @@ def search(img0: np.ndarray, img1: np.ndarray, sigma: float, rot_step: float) ->
         ncc, n = corr(f, mf)
         ncc[n < need] = -1.0
         i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-        di, dj = _subpixel(ncc, int(i), int(j))
+        di = dj = 0.0
+        if 0 < i < ncc.shape[0] - 1 and 0 < j < ncc.shape[1] - 1:
+            ddx, ddy = subpixel_peak(ncc[None], np.array([i]), np.array([j]), "parabola")
+            di, dj = float(ddy[0]), float(ddx[0])
         t = np.array([[1, 0, j + dj - (side - 1)], [0, 1, i + di - (side - 1)], [0, 0, 1]])
         return float(ncc[i, j]), t @ m
 
