@@ -11,7 +11,7 @@ compares the smoothed gradient magnitude of image 0, rotated and scaled over a f
 (masked normalised cross-correlation by FFT, at least half of image 0 overlapping), keeps the
 best peak, and scores it by the suite's own metric (mean corner error of image 0, px of the
 upsampled images) - SR@10 next to the learned matcher's figure of the same suite. The search
-knows nothing of the truth; it is a yardstick of the pairs, not a matcher to ship (about 30 s
+knows nothing of the truth; it is a yardstick of the pairs, not a matcher to ship (about 20 s
 a pair on 2 cores; session 8: SR@10 20 % against the learned matcher's 10 %, README).
 """
 
