@@ -522,6 +522,7 @@ def run_eval(
     pair_types: Sequence[str] | None = None,
     scale_search: bool = True,
     threshold: float | None = None,
+    search_side: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
@@ -541,6 +542,8 @@ def run_eval(
             None = all); the pairs kept are the same as in a full run.
         scale_search: universal matcher's adaptive scale search.
         threshold: universal matcher's coarse threshold (None = the weights' card).
+        search_side: universal matcher's search size (None = the card's training crop; 832 =
+            search at full size, as before this option).
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -565,6 +568,8 @@ def run_eval(
                 opts["fine_local"] = int(fine_local)
             if threshold is not None:
                 opts["threshold"] = float(threshold)
+            if search_side is not None:
+                opts["search_side"] = int(search_side)
             if weights:
                 opts["weights"] = weights
             uni = xgeo.load_matcher("universal", **opts)
@@ -681,6 +686,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--no-orientation-search", action="store_true")
     ap.add_argument("--no-scale-search", action="store_true")
+    ap.add_argument("--search-side", type=int, default=None,
+                    help="long side of the universal matcher's search pass (default: the card's "
+                         "training crop; 832 searches at full size)")
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fine-local", type=int, default=None,
@@ -700,7 +708,8 @@ def main(argv: list[str] | None = None) -> None:
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
                    a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out,
-                   fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search)
+                   fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search,
+                   search_side=a.search_side)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:

@@ -12,8 +12,10 @@ def test_bench_reports_every_configuration() -> None:
     from training.bench_matcher import bench
 
     res = bench(threads=1, repeats=1, size=128)
-    assert {"classical", "sift", "universal (one pass)", "universal (two passes, default)",
+    assert {"classical", "sift", "universal (one pass)",
+            "universal (two passes, the pipeline's setting)",
             "universal+orientation_search (4, quarter turns)",
             "universal+orientation_search (8, default)",
-            "universal+orientation_search (8, early_exit)"} <= set(res)
+            "universal+orientation_search (8, early_exit)",
+            "universal+orientation_search (8, searched at full size)"} <= set(res)
     assert all(v > 0 for v in res.values())
