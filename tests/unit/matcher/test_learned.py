@@ -164,6 +164,19 @@ def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:
         assert np.isfinite(a[yi, xi]).all()  # never on invalid pixels
 
 
+def test_search_shrinks_both_images_alike_but_keeps_short_sides(random_weights: str) -> None:
+    rng = np.random.default_rng(2)
+    a = rng.random((300, 200)).astype(np.float32)
+    b = rng.random((240, 300)).astype(np.float32)
+    m = UniversalMatcher(weights=random_weights, threshold=0.0, search_side=150)
+    assert m.describe()["search_side"] == 150
+    assert m.match(a, b).info["search_factor"] == pytest.approx(0.5)  # 300 px -> 150 px, both
+    thin = rng.random((1500, 90)).astype(np.float32)  # a 64 px short side is kept
+    assert m.match(thin, thin).info["search_factor"] == pytest.approx(64 / 90)
+    one = UniversalMatcher(weights=random_weights, threshold=0.0, search_side=150, two_pass=False)
+    assert one.match(a, b).info["search_factor"] == 1.0
+
+
 def test_match_batch_equals_match(random_weights: str) -> None:
     m = UniversalMatcher(weights=random_weights, threshold=0.0, orientation_search=False)
     rng = np.random.default_rng(1)
