@@ -19,10 +19,11 @@ matches and matched once more, near the identity where the network is most preci
 The orientation/scale search runs on both images shrunk by one common factor so that the longer
 side is at most ``search_side`` (default: the crop side the weights trained on, from the card,
 224 px for ``tiny``): the transformer then sees token grids of the size it trained on, and the
-16-24 hypotheses cost less; the second pass runs at full resolution (``max_side``). Measured
-against searching at full size (same run each): real suite optical-thermal SR@10 58 -> 74 % (a
-second seed of crops 76 -> 82 %, 3.4x faster); synthetic suite at 512 px 30 -> 39 % and 10x
-faster; at 320 px, close to the training size, 37 -> 35 % (two pairs of 98, at SR@20 equal).
+16-24 hypotheses cost less. The search's affine, measured on that coarser grid, is then refined
+by two rematches at full resolution (``rematches``; one after a search at full size). Measured
+against searching at full size with one rematch (same pairs): real suite SR@10 60 -> 64 %
+(optical-thermal 58 -> 76 %), a second seed of crops 64 -> 66 %; synthetic suite 37 -> 36 % at
+320 px, near the training size; the search 2.5-2.8x faster (``training.bench_matcher``).
 Without ``two_pass`` (the search's matches are then the result) the search runs at ``max_side``.
 """
 
@@ -61,6 +62,7 @@ _DEFAULTS: dict[str, Any] = {
     "batch_size": 8,  # pairs per forward pass in match_batch
     "max_matches": None,  # keep at most this many (highest confidence); None = all
     "two_pass": True,  # match again with image 1 resampled by the first pass's RANSAC affine
+    "rematches": None,  # with two_pass: resample-and-rematch rounds; None = 2 after a shrunk search
     "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
 }
 
@@ -223,7 +225,7 @@ class UniversalMatcher(Matcher):
         **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
             ``orientation_search``, ``orientations``, ``scale_search``, ``max_side``,
             ``search_side``, ``threshold``, ``num_threads``, ``autocast``, ``batch_size``, ``max_matches``,
-            ``two_pass``, ``fine_local``). Unknown keys raise :class:`ConfigError`.
+            ``two_pass``, ``rematches``, ``fine_local``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
         WeightsError: no shipped weights yet, or a weights file that is not safetensors.
@@ -265,6 +267,8 @@ class UniversalMatcher(Matcher):
                                    or o["max_side"])
         if not (64 <= int(o["search_side"]) <= 8192):
             raise ConfigError(f"search_side={o['search_side']} must be in [64, 8192]")
+        if o["rematches"] is not None and not (1 <= int(o["rematches"]) <= 5):
+            raise ConfigError(f"rematches={o['rematches']} must be in [1, 5] (or None)")
         with self.weights_path.open("rb") as fh:
             self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
         self._autocast = _autocast_for(self.device, bool(o["autocast"]))
@@ -280,6 +284,7 @@ class UniversalMatcher(Matcher):
             "scale_search": bool(self.opts["scale_search"]),
             "early_exit": bool(self.opts["early_exit"]),
             "two_pass": bool(self.opts["two_pass"]),
+            "rematches": "auto" if self.opts["rematches"] is None else int(self.opts["rematches"]),
             "max_side": int(self.opts["max_side"]),
             "search_side": int(self.opts["search_side"]),
             "threshold": float(self.opts["threshold"]),
@@ -446,43 +451,60 @@ class UniversalMatcher(Matcher):
         """
         return self._second_passes([(img0, img1)], [m])[0]
 
+    def _rematches(self, m: Matches) -> int:
+        """Resample-and-rematch passes for one first-pass result: the ``rematches`` option, else
+        2 after a search on shrunk images (its affine is measured on a coarser grid: the first
+        rematch brings image 1 near the identity, the second re-centres it at full resolution),
+        else 1."""
+        if self.opts["rematches"] is not None:
+            return int(self.opts["rematches"])
+        return 2 if float(m.info.get("search_factor", 1.0)) < 1.0 else 1
+
     def _second_passes(self, grays: Sequence[tuple[np.ndarray, np.ndarray]],
                        first: list[Matches]) -> list[Matches]:
-        """:meth:`_second_pass` for many gray pairs; the resampled pairs share batched forwards
-        (each second-pass input is normalised once more, as a fresh ``match`` call would)."""
+        """:meth:`_second_pass` for many gray pairs, repeated :meth:`_rematches` times; the
+        resampled pairs share batched forwards (each input is normalised once more, as a fresh
+        ``match`` call would). A round that finds too few matches keeps the previous result."""
         if not self.opts["two_pass"]:
             return first
         from xgeo.matcher.refined import coarse_affine, points_back, resample_into
 
-        t = time.perf_counter()
-        todo: list[tuple[int, np.ndarray, int]] = []
-        for i, m in enumerate(first):
-            if len(m) >= _PASS2_MIN_INLIERS:
-                aff, n_in = coarse_affine(m, _PASS2_RANSAC_PX)
-                if aff is not None and n_in >= _PASS2_MIN_INLIERS:
-                    todo.append((i, aff, n_in))
-        if not todo:
-            return first
         again = copy.copy(self)
         # near the identity every match has about the same sub-cell offset, so the whole-window
         # expectation's pull to the cell centre no longer averages out: read around the peak
         again.opts = {**self.opts, "orientation_search": False, "two_pass": False,
                       "scale_search": False,
                       "fine_local": int(self.opts["fine_local"]) or _PASS2_FINE_LOCAL}
-        second = again._batch_gray([
-            (as_gray(grays[i][0]), as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
-            for i, aff, _ in todo])
-        dt = (time.perf_counter() - t) / len(todo)
+        want = [self._rematches(m) for m in first]
         out = list(first)
-        for (i, aff, n_in), r in zip(todo, second, strict=True):
-            if len(r) < _PASS2_MIN_INLIERS:
-                continue
-            r = points_back(r, aff)
-            m = first[i]
-            info = {**m.info, "two_pass": True, "first_pass_matches": len(m),
-                    "first_pass_inliers": n_in, "first_pass_affine": aff.tolist(),
-                    "seconds": float(m.info.get("seconds", 0.0)) + dt}
-            out[i] = Matches(r.points0, r.points1, r.confidence, info)
+        for rnd in range(max(want, default=0)):
+            t = time.perf_counter()
+            todo: list[tuple[int, np.ndarray, int]] = []
+            for i, m in enumerate(out):
+                # round r runs on the pairs whose previous round succeeded
+                if want[i] <= rnd or int(m.info.get("rematches", 0)) != rnd:
+                    continue
+                if len(m) >= _PASS2_MIN_INLIERS:
+                    aff, n_in = coarse_affine(m, _PASS2_RANSAC_PX)
+                    if aff is not None and n_in >= _PASS2_MIN_INLIERS:
+                        todo.append((i, aff, n_in))
+            if not todo:
+                break
+            second = again._batch_gray([
+                (as_gray(grays[i][0]), as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
+                for i, aff, _ in todo])
+            dt = (time.perf_counter() - t) / len(todo)
+            for (i, aff, n_in), r in zip(todo, second, strict=True):
+                if len(r) < _PASS2_MIN_INLIERS:
+                    continue
+                r = points_back(r, aff)
+                m = out[i]
+                info = {**m.info, "two_pass": True, "rematches": rnd + 1,
+                        "seconds": float(m.info.get("seconds", 0.0)) + dt}
+                if rnd == 0:
+                    info.update(first_pass_matches=len(m), first_pass_inliers=n_in,
+                                first_pass_affine=aff.tolist())
+                out[i] = Matches(r.points0, r.points1, r.confidence, info)
         return out
 
     def match_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:

@@ -138,6 +138,8 @@ def test_unknown_option_raises(random_weights: str) -> None:
         UniversalMatcher(weights=random_weights, max_side=10)
     with pytest.raises(ConfigError, match="search_side"):
         UniversalMatcher(weights=random_weights, search_side=32)
+    with pytest.raises(ConfigError, match="rematches"):
+        UniversalMatcher(weights=random_weights, rematches=0)
 
 
 def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:

@@ -166,7 +166,10 @@ def test_search_runs_on_the_token_grid_the_weights_trained_on() -> None:
                   scale_range=(0.8, 1.25), local_distortion=False, perspective=0.0)
     r = m.match(p.img0, p.img1)
     assert r.info["search_factor"] == pytest.approx(trained / 320)  # both images shrunk alike
-    assert r.info["two_pass"]  # ... and the second pass ran at full size: points in input px
+    # ... then rematched at full size twice (points in input px); once when asked
+    assert r.info["two_pass"] and r.info["rematches"] == 2
+    once = xgeo.load_matcher(device="cpu", rematches=1).match(p.img0, p.img1)
+    assert once.info["rematches"] == 1 and once.info["first_pass_matches"] == r.info["first_pass_matches"]
     aff, _ = cv2.estimateAffine2D(r.points0.astype(np.float64), r.points1.astype(np.float64),
                                   method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
     assert _corner_error(np.r_[aff, [[0, 0, 1]]], np.asarray(p.H_0to1, float), p.img0.shape) < 3.0
@@ -188,6 +191,7 @@ def test_second_pass_rematches_on_the_resampled_image() -> None:
     r1, r2 = one.match(p.img0, p.img1), two.match(p.img0, p.img1)
     assert "two_pass" not in r1.info
     assert r2.info["two_pass"] and r2.info["first_pass_matches"] == len(r1)
+    assert r2.info["rematches"] == 1  # the search ran at full size: one rematch
     assert np.asarray(r2.info["first_pass_affine"]).shape == (2, 3)
 
     # second-pass points are in image 1's own pixels; near the identity more of them are right
