@@ -683,6 +683,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--method", action="append", choices=list(METHODS))
     ap.add_argument("--n-real", type=int, default=50)
     ap.add_argument("--n-synth", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="suite seed: another seed draws other crops and transforms (default 0)")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--no-orientation-search", action="store_true")
     ap.add_argument("--no-scale-search", action="store_true")
@@ -707,7 +709,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
         cv2.setNumThreads(a.threads)
     res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
-                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search, out=a.out,
+                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search,
+                   seed=a.seed, out=a.out,
                    fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search,
                    search_side=a.search_side)
     if a.merge:

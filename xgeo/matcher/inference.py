@@ -23,7 +23,7 @@ side is at most ``search_side`` (default: the crop side the weights trained on, 
 by two rematches at full resolution (``rematches``; one after a search at full size). Measured
 against searching at full size with one rematch (same pairs): real suite SR@10 60 -> 64 %
 (optical-thermal 58 -> 76 %), a second seed of crops 64 -> 66 %; synthetic suite 37 -> 36 % at
-320 px, near the training size; the search 2.5-2.8x faster (``training.bench_matcher``).
+320 px, near the training size; the search 1.8x faster (``training.bench_matcher``).
 Without ``two_pass`` (the search's matches are then the result) the search runs at ``max_side``.
 """
 
