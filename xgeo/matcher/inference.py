@@ -15,7 +15,8 @@ suite: 17 % less time per pair, twice as fast on easy pairs, one pair of 300 los
 With ``scale_search=True`` (default) a first pass without a clear winner is repeated with image 1
 shrunk and enlarged by sqrt(2): the network trained on scales 0.7-1.4, the contract asks 0.5-2.
 With ``two_pass=True`` (default) image 1 is then resampled by the RANSAC affine of those
-matches and matched once more, near the identity where the network is most precise.
+matches and matched once more (twice after a shrunk search, below), near the identity where the
+network is most precise.
 The orientation/scale search runs on both images shrunk by one common factor so that the longer
 side is at most ``search_side`` (default: the crop side the weights trained on, from the card,
 224 px for ``tiny``): the transformer then sees token grids of the size it trained on, and the
