@@ -335,6 +335,10 @@ class UniversalMatcher(Matcher):
         # extreme aspect ratios: keep the short sides at 64 px (8 tokens) where they had it
         return max(f, min(1.0, _SEARCH_MIN_SHORT / min(min(sh) for sh in shapes)))
 
+    def _prepared_at(self, img: np.ndarray, factor: float) -> _Prepared:
+        """``img`` prepared at ``factor`` of its size (never above ``max_side``)."""
+        return _Prepared(img, min(int(self.opts["max_side"]), max(8, round(factor * max(img.shape)))))
+
     def _views(self, img1: np.ndarray, scale: float, prepared: _Prepared | None = None,
                factor: float = 1.0) -> list[tuple[_Prepared, np.ndarray | None, int]]:
         """Image 1 as the first pass sees it at one scale: ``(prepared, back, degrees)`` views.
@@ -352,14 +356,13 @@ class UniversalMatcher(Matcher):
             img = cv2.resize(img1, size, interpolation=interp)
             sx, sy = size[0] / w, size[1] / h  # view px -> img1 px, pixel centres kept
             back = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5]])
-        ms = min(int(self.opts["max_side"]), max(8, round(factor * max(img.shape))))
-        first = prepared if prepared is not None and scale == 1.0 else _Prepared(img, ms)
+        first = prepared if prepared is not None and scale == 1.0 else self._prepared_at(img, factor)
         views: list[tuple[_Prepared, np.ndarray | None, int]] = [(first, back, 0)]
         if self.opts["orientation_search"] and int(self.opts["orientations"]) == 8:
             rot, rback = _rotate45(img)
             if back is not None:  # rotated view -> scaled view -> img1
                 rback = np.c_[back[:, :2] @ rback[:, :2], back[:, :2] @ rback[:, 2] + back[:, 2]]
-            views.append((_Prepared(rot, ms), rback, 45))
+            views.append((self._prepared_at(rot, factor), rback, 45))
         return views
 
     def _hypotheses(self, a: _Prepared, views: list[tuple[_Prepared, np.ndarray | None, int]],
@@ -394,9 +397,7 @@ class UniversalMatcher(Matcher):
         t = time.perf_counter()
         f = self._search_factor(img0.shape, img1.shape)
         if f < 1.0:  # both shrunk by one factor: their relative scale is kept
-            ms = int(self.opts["max_side"])
-            a = _Prepared(img0, min(ms, max(8, round(f * max(img0.shape)))))
-            b0 = _Prepared(img1, min(ms, max(8, round(f * max(img1.shape)))))
+            a, b0 = self._prepared_at(img0, f), self._prepared_at(img1, f)
         else:
             b0 = b
         views = self._views(img1, 1.0, b0, f)
