@@ -414,6 +414,8 @@ def _diagnostics(info: dict[str, Any]) -> dict[str, Any]:
     scores = sorted((float(v) for v in info.get("orientation_scores", {}).values()), reverse=True)
     if scores:
         out["support"] = [round(x, 1) for x in scores[:2]]
+    if info.get("verify_scores"):  # the unclear search's candidates after their full-size rematch
+        out["verify"] = {k: round(float(v), 1) for k, v in info["verify_scores"].items()}
     return out
 
 
@@ -523,6 +525,7 @@ def run_eval(
     scale_search: bool = True,
     threshold: float | None = None,
     search_side: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
@@ -544,6 +547,8 @@ def run_eval(
         threshold: universal matcher's coarse threshold (None = the weights' card).
         search_side: universal matcher's search size (None = the card's training crop; 832 =
             search at full size, as before this option).
+        options: further universal-matcher options (``xgeo.matcher.inference``), e.g.
+            ``{"verify": 3}``; they override the ones above.
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -572,7 +577,7 @@ def run_eval(
                 opts["search_side"] = int(search_side)
             if weights:
                 opts["weights"] = weights
-            uni = xgeo.load_matcher("universal", **opts)
+            uni = xgeo.load_matcher("universal", **{**opts, **(options or {})})
         if m == "universal":
 
             def fn_u(a: np.ndarray, b: np.ndarray, uni: Any = uni
@@ -691,6 +696,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--search-side", type=int, default=None,
                     help="long side of the universal matcher's search pass (default: the card's "
                          "training crop; 832 searches at full size)")
+    ap.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                    help="universal-matcher option (repeatable; value parsed as JSON), "
+                         "e.g. --option verify=3")
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fine-local", type=int, default=None,
@@ -703,6 +711,9 @@ def main(argv: list[str] | None = None) -> None:
                          "the learned matcher's kept hypothesis and supports)")
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     a = ap.parse_args(argv)
+    from xgeo.cli import matcher_options
+
+    options = dict(matcher_options(a.option))
     if a.threads:
         import torch
 
@@ -712,7 +723,7 @@ def main(argv: list[str] | None = None) -> None:
                    a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search,
                    seed=a.seed, out=a.out,
                    fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search,
-                   search_side=a.search_side)
+                   search_side=a.search_side, options=options)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:

@@ -140,6 +140,36 @@ def test_unknown_option_raises(random_weights: str) -> None:
         UniversalMatcher(weights=random_weights, search_side=32)
     with pytest.raises(ConfigError, match="rematches"):
         UniversalMatcher(weights=random_weights, rematches=0)
+    for bad in (0, 25):
+        with pytest.raises(ConfigError, match="verify"):
+            UniversalMatcher(weights=random_weights, verify=bad)
+    with pytest.raises(ConfigError, match="equalize"):
+        UniversalMatcher(weights=random_weights, equalize="gamma")
+
+
+def test_equalized_inputs_lift_a_compressed_region_and_keep_nan() -> None:
+    """A scene whose histogram is dominated by one part (clouds) squeezes the rest (warm ground)
+    into a few grey levels; CLAHE gives that part its contrast back, per 8 x 8 tile."""
+    from xgeo.matcher.inference import _equalized, _Prepared
+
+    rng = np.random.default_rng(3)
+    img = rng.random((256, 256)).astype(np.float32)  # "clouds": full range
+    ground = 0.97 + 0.02 * rng.random((96, 96)).astype(np.float32)  # squeezed near white
+    img[160:, 160:] = ground
+    img[:20, :20] = np.nan
+    valid = np.isfinite(img)
+    for how in ("clahe", "hist"):
+        eq = _equalized(img, valid, how)
+        assert np.isnan(eq[:20, :20]).all() and np.isfinite(eq[valid]).all()
+        assert eq[valid].min() >= 0.0 and eq[valid].max() <= 1.0
+        # the ground's own detail survives in rank order and gains spread
+        assert np.corrcoef(eq[176:240, 176:240].ravel(), img[176:240, 176:240].ravel())[0, 1] > 0.9
+    local = _equalized(img, valid, "clahe")[176:240, 176:240].std()
+    assert local > 5 * img[176:240, 176:240].std(), local
+    # the option reaches the network input; "none" leaves it as it was
+    plain, eq = _Prepared(img, 256), _Prepared(img, 256, "clahe")
+    assert eq.net_img[176:240, 176:240].std() > 5 * plain.net_img[176:240, 176:240].std()
+    assert (plain.cell_valid == eq.cell_valid).all()
 
 
 def test_match_contract_with_nan_and_odd_sizes(random_weights: str) -> None:

@@ -211,3 +211,41 @@ def test_second_pass_rematches_on_the_resampled_image() -> None:
     half[:, :160] = 0.4  # a flat half yields no points of its own
     r = one.match(half, p.img1)
     assert len(r) and (r.points0[:, 0] > 160 - 16).all()
+
+
+@needs_weights
+def test_unclear_search_hypotheses_are_verified_by_their_rematch() -> None:
+    """``verify``: each candidate hypothesis gets a full-size rematch; the one whose rematch holds
+    together wins even when it is not the first-ranked. Here the first-ranked candidate is a
+    wrong geometry (image 1 taken as 90 degrees off), the runner-up the true one."""
+    from xgeo.synth import make_pair
+
+    p = make_pair(4242, size=320, mod0="optical", mod1="sar", max_rotation_deg=20.0,
+                  scale_range=(0.9, 1.1), local_distortion=False, perspective=0.0)
+    m = xgeo.load_matcher(device="cpu", verify=2)
+    assert m.describe()["verify"] == 2
+    g = np.stack(np.meshgrid(np.arange(24, 300, 16.0), np.arange(24, 300, 16.0)), -1).reshape(-1, 2)
+    h = np.asarray(p.H_0to1, float)
+    right1 = np.c_[g, np.ones(len(g))] @ h.T
+    right1 = right1[:, :2] / right1[:, 2:]
+    c, s = (319 / 2.0), np.array([[0.0, -1.0], [1.0, 0.0]])  # a quarter turn about the centre
+    wrong1 = (right1 - c) @ s.T + c
+    inside = ((right1 >= 0) & (right1 < 320)).all(1) & ((wrong1 >= 0) & (wrong1 < 320)).all(1)
+    conf = np.ones(int(inside.sum()), np.float32)
+
+    def cand(p1: np.ndarray, deg: int) -> xgeo.Matches:
+        return xgeo.Matches(g[inside].astype(np.float32), p1[inside].astype(np.float32), conf,
+                            {"rotation_deg": deg, "scale_view": 1.0, "search_factor": 0.7})
+
+    grays = [(np.asarray(p.img0, np.float32), np.asarray(p.img1, np.float32))]
+    out = m._second_passes(grays, [[cand(wrong1, 90), cand(right1, 0)]])[0]
+    scores = out.info["verify_scores"]
+    assert set(scores) == {"90@1.00", "0@1.00"}
+    assert scores["0@1.00"] > 3 * max(scores["90@1.00"], 1.0), scores
+    assert out.info["rotation_deg"] == 0 and out.info["rematches"] == 2
+    aff, _ = cv2.estimateAffine2D(out.points0.astype(np.float64), out.points1.astype(np.float64),
+                                  method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
+    assert _corner_error(np.r_[aff, [[0, 0, 1]]], h, p.img0.shape) < 3.0
+    # one candidate (a clear search, or verify=1) is rematched without a verification
+    one = xgeo.load_matcher(device="cpu")._second_passes(grays, [[cand(wrong1, 90)]])[0]
+    assert "verify_scores" not in one.info
