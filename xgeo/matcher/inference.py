@@ -31,6 +31,9 @@ the real optical-thermal pairs both read 18-26), so the ``verify`` best hypothes
 each get the first rematch, and the one whose rematch holds together goes on: on the real suite
 a right hypothesis's rematch keeps 27-330 matches consistent with one similarity within 3 px,
 a wrong one at most 13 (optical-thermal SR@10 76 -> 80 %, a second seed of crops 84 -> 88 %).
+``equalize="clahe"`` equalises each input's contrast locally first (off by default: it lifts the
+real optical-thermal pairs, whose warm ground the global stretch squeezes next to cold clouds,
+80 -> 86 % / 88 -> 96 % on two seeds, but costs the speckled S2/S1 pairs 10 -> 2 % / 12 -> 6 %).
 """
 
 from __future__ import annotations
@@ -269,8 +272,9 @@ class UniversalMatcher(Matcher):
     Args:
         **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
             ``orientation_search``, ``orientations``, ``scale_search``, ``max_side``,
-            ``search_side``, ``threshold``, ``num_threads``, ``autocast``, ``batch_size``, ``max_matches``,
-            ``two_pass``, ``rematches``, ``verify``, ``fine_local``). Unknown keys raise :class:`ConfigError`.
+            ``search_side``, ``threshold``, ``num_threads``, ``autocast``, ``batch_size``,
+            ``max_matches``, ``two_pass``, ``rematches``, ``verify``, ``equalize``,
+            ``fine_local``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
         WeightsError: no shipped weights yet, or a weights file that is not safetensors.
@@ -335,6 +339,7 @@ class UniversalMatcher(Matcher):
             "two_pass": bool(self.opts["two_pass"]),
             "rematches": "auto" if self.opts["rematches"] is None else int(self.opts["rematches"]),
             "verify": int(self.opts["verify"]),
+            "equalize": str(self.opts["equalize"]),
             "max_side": int(self.opts["max_side"]),
             "search_side": int(self.opts["search_side"]),
             "threshold": float(self.opts["threshold"]),
