@@ -642,9 +642,10 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
                threshold: float = 10.0) -> str:
     """One row per pair of ``method`` (by default the failures at ``threshold`` px): the truth
     (rotation, scale, valid share of image 0), the error, the matches and, where the method
-    reports them, the hypothesis it kept and the two best supports."""
-    lines = ["| pair type | seed | rotation | scale | valid0 | error px | matches | kept | support |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    reports them, the hypothesis it kept, the two best supports and the two best verification
+    scores (the unclear search's candidates after their full-size rematch)."""
+    lines = ["| pair type | seed | rotation | scale | valid0 | error px | matches | kept | support | "
+             "verify |", "|---|---|---|---|---|---|---|---|---|---|"]
     for q in res.get("pairs", []):
         if method not in q.get("errors", {}):
             continue
@@ -653,11 +654,13 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
             continue
         t, d = q.get("truth", {}), q.get("diagnostics", {}).get(method, {})
         kept = f"{d['picked_deg']} @ {d.get('picked_scale', 1.0):g}" if "picked_deg" in d else "-"
+        ver = sorted(d.get("verify", {}).values(), reverse=True)[:2]
         lines.append(
             f"| {q['type']} | {q['seed']} | {t.get('rotation_deg', '-')} | {t.get('scale', '-')} | "
             f"{t.get('valid0', '-')} | {'fail' if e is None else f'{e:.1f}'} | "
             f"{q.get('matches', {}).get(method, '-')} | {kept} | "
-            f"{' / '.join(str(x) for x in d.get('support', [])) or '-'} |")
+            f"{' / '.join(str(x) for x in d.get('support', [])) or '-'} | "
+            f"{' / '.join(str(x) for x in ver) or '-'} |")
     return "\n".join(lines)
 
 
