@@ -512,19 +512,6 @@ class UniversalMatcher(Matcher):
             return Matches.empty(reason="no valid pixels")
         return self._second_passes([(img0, img1)], [self._match_prepared(a, img0, img1, b)])[0]
 
-    def _second_pass(self, img0: np.ndarray, img1: np.ndarray, m: Matches) -> Matches:
-        """With ``two_pass``: image 1 resampled into image 0's frame by the RANSAC affine of the
-        first pass's matches, matched again (no orientation search), points mapped back.
-
-        The network is most precise near the identity it mostly trained at; after the first
-        pass undoes rotation and scale, the second finds more and better-placed matches (real
-        suite: SR@10 30 % -> 42 % on 150 pairs; the synthetic suite, whose failures are
-        first-pass failures, is unchanged). Without a coarse geometry (fewer than
-        ``_PASS2_MIN_INLIERS`` RANSAC inliers) or with too few second-pass matches, the first
-        pass is returned.
-        """
-        return self._second_passes([(img0, img1)], [[m]])[0]
-
     def _rematches(self, m: Matches) -> int:
         """Resample-and-rematch passes for one first-pass result: the ``rematches`` option, else
         2 after a search on shrunk images (its affine is measured on a coarser grid: the first
@@ -536,9 +523,17 @@ class UniversalMatcher(Matcher):
 
     def _second_passes(self, grays: Sequence[tuple[np.ndarray, np.ndarray]],
                        first: list[list[Matches]]) -> list[Matches]:
-        """:meth:`_second_pass` for many gray pairs, repeated :meth:`_rematches` times; the
-        resampled pairs share batched forwards (each input is normalised once more, as a fresh
-        ``match`` call would). A round that finds too few matches keeps the previous result.
+        """With ``two_pass``: image 1 resampled into image 0's frame by the RANSAC affine of the
+        first pass's matches, matched again (no orientation search), points mapped back; repeated
+        :meth:`_rematches` times. The resampled pairs of all inputs share batched forwards (each
+        input is normalised once more, as a fresh ``match`` call would).
+
+        The network is most precise near the identity it mostly trained at; after the first
+        pass undoes rotation and scale, the second finds more and better-placed matches (real
+        suite: SR@10 30 % -> 42 % on 150 pairs; the synthetic suite, whose failures are
+        first-pass failures, is unchanged). Without a coarse geometry (fewer than
+        ``_PASS2_MIN_INLIERS`` RANSAC inliers) or with too few matches, a round keeps the
+        previous result.
 
         Args:
             grays: the ``(img0, img1)`` pairs.
