@@ -29,8 +29,8 @@ Without ``two_pass`` (the search's matches are then the result) the search runs 
 When no hypothesis stands out, the search's support cannot tell the right one from chance (on
 the real optical-thermal pairs both read 18-26), so the ``verify`` best hypotheses (default 3)
 each get the first rematch, and the one whose rematch holds together goes on: on the real suite
-a right hypothesis's rematch keeps 27-330 matches consistent with one similarity within 3 px,
-a wrong one at most 13 (optical-thermal SR@10 76 -> 80 %, a second seed of crops 84 -> 88 %).
+a right hypothesis's rematch mostly keeps 27-330 matches consistent with one similarity within
+3 px, a wrong one at most 13 (optical-thermal SR@10 76 -> 80 %, a second seed of crops 84 -> 88 %).
 ``equalize="clahe"`` equalises each input's contrast locally first (off by default: it lifts the
 real optical-thermal pairs, whose warm ground the global stretch squeezes next to cold clouds,
 80 -> 86 % / 88 -> 96 % on two seeds, but costs the speckled S2/S1 pairs 10 -> 2 % / 12 -> 6 %).
