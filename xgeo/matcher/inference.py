@@ -568,8 +568,9 @@ class UniversalMatcher(Matcher):
                             todo.append((i, c, aff, n_in))
             if not todo:
                 break
+            g0 = {i: as_gray(grays[i][0]) for i, _, _, _ in todo}  # once per pair, not per candidate
             second = again._batch_gray([
-                (as_gray(grays[i][0]), as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
+                (g0[i], as_gray(resample_into(grays[i][1], aff, grays[i][0].shape)))
                 for i, _, aff, _ in todo])
             dt = (time.perf_counter() - t) / len(todo)
             done: dict[int, tuple[float, Matches]] = {}
