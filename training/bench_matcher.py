@@ -4,8 +4,8 @@
 
 Prints pairs/s for the universal matcher (one pass, two passes as the pipeline runs them, with the
 orientation search over 4 and over 8 orientations, the latter also with ``early_exit`` and
-searched at full size instead of the default ``search_side``, ``match_batch`` of 8 same-size
-pairs), the refined
+searched at full size instead of the default ``search_side`` and without the verification of
+unclear searches (``verify=1``), ``match_batch`` of 8 same-size pairs), the refined
 ``universal+structural`` matcher, next to the classical matcher and OpenCV SIFT measured on the
 same pairs, with ratios against the classical baseline. The goal for ``tiny`` on 2 CPU threads is
 >= 4 pairs/s without orientation search.

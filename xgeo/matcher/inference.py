@@ -394,6 +394,7 @@ class UniversalMatcher(Matcher):
         return self._prep(img, min(int(self.opts["max_side"]), max(8, round(factor * max(img.shape)))))
 
     def _prep(self, img: np.ndarray, side: int) -> _Prepared:
+        """``img`` ready for the network at long side ``side``, with this matcher's ``equalize``."""
         return _Prepared(img, side, str(self.opts["equalize"]))
 
     def _views(self, img1: np.ndarray, scale: float, prepared: _Prepared | None = None,
