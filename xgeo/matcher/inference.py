@@ -72,7 +72,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_matches": None,  # keep at most this many (highest confidence); None = all
     "two_pass": True,  # match again with image 1 resampled by the first pass's RANSAC affine
     "rematches": None,  # with two_pass: resample-and-rematch rounds; None = 2 after a shrunk search
-    "equalize": "none",  # input contrast: "none" | "hist" | "clahe"
+    "equalize": "auto",  # input contrast: "none" | "hist" | "clahe" | "auto" (none; clahe too if unclear)
     "verify": 3,  # with two_pass: no clear search winner -> the top N hypotheses each get a rematch
     "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
 }
@@ -90,6 +90,7 @@ _PASS2_MIN_INLIERS = 8  # first-pass RANSAC inliers needed before a second pass
 _PASS2_RANSAC_PX = 8.0  # its RANSAC threshold (input px): learned points scatter by a few px
 _PASS2_FINE_LOCAL = 2  # fine readout radius of the second pass when the card says 0
 _VERIFY_PX = 3.0  # verification of unclear hypotheses: similarity tolerance (input px)
+_EQUALIZE = ("none", "hist", "clahe", "auto")
 
 
 def _clear(hyps: list[dict[str, Any]]) -> bool:
@@ -318,8 +319,8 @@ class UniversalMatcher(Matcher):
             raise ConfigError(f"search_side={o['search_side']} must be in [64, 8192]")
         if o["rematches"] is not None and not (1 <= int(o["rematches"]) <= 5):
             raise ConfigError(f"rematches={o['rematches']} must be in [1, 5] (or None)")
-        if o["equalize"] not in ("none", "hist", "clahe"):
-            raise ConfigError(f"equalize={o['equalize']!r} must be 'none', 'hist' or 'clahe'")
+        if o["equalize"] not in _EQUALIZE:
+            raise ConfigError(f"equalize={o['equalize']!r} must be one of {', '.join(_EQUALIZE)}")
         if not (1 <= int(o["verify"]) <= 24):
             raise ConfigError(f"verify={o['verify']} must be in [1, 24]")
         with self.weights_path.open("rb") as fh:
@@ -394,8 +395,10 @@ class UniversalMatcher(Matcher):
         return self._prep(img, min(int(self.opts["max_side"]), max(8, round(factor * max(img.shape)))))
 
     def _prep(self, img: np.ndarray, side: int) -> _Prepared:
-        """``img`` ready for the network at long side ``side``, with this matcher's ``equalize``."""
-        return _Prepared(img, side, str(self.opts["equalize"]))
+        """``img`` ready for the network at long side ``side``, with this matcher's ``equalize``
+        (``"auto"``: as it is; the CLAHE variant is a second matcher, :meth:`_contrast_variant`)."""
+        how = str(self.opts["equalize"])
+        return _Prepared(img, side, "none" if how == "auto" else how)
 
     def _views(self, img1: np.ndarray, scale: float, prepared: _Prepared | None = None,
                factor: float = 1.0) -> list[tuple[_Prepared, np.ndarray | None, int]]:
@@ -479,6 +482,7 @@ class UniversalMatcher(Matcher):
         ranked = sorted(hyps, key=lambda h: -h["score"])
         keep = 1 if _clear(hyps) or not self.opts["two_pass"] else int(self.opts["verify"])
         info = {"search_factor": f, "seconds": time.perf_counter() - t, "matcher": self.describe(),
+                "search_clear": _clear(hyps),
                 "orientation_scores": {f"{h['deg']}@{h['scale']:.2f}" if h["scale"] != 1.0
                                        else h["deg"]: h["score"] for h in hyps}}
         return [self._hypothesis_matches(a, b, h, info) for h in ranked[:keep]]
@@ -511,7 +515,8 @@ class UniversalMatcher(Matcher):
         a, b = self._prep(img0, ms), self._prep(img1, ms)
         if not a.valid.any() or not b.valid.any():
             return Matches.empty(reason="no valid pixels")
-        return self._second_passes([(img0, img1)], [self._match_prepared(a, img0, img1, b)])[0]
+        out = self._second_passes([(img0, img1)], [self._match_prepared(a, img0, img1, b)])
+        return self._contrast_variant([(img0, img1)], out)[0]
 
     def _rematches(self, m: Matches) -> int:
         """Resample-and-rematch passes for one first-pass result: the ``rematches`` option, else
@@ -552,6 +557,7 @@ class UniversalMatcher(Matcher):
         # expectation's pull to the cell centre no longer averages out: read around the peak
         again.opts = {**self.opts, "orientation_search": False, "two_pass": False,
                       "scale_search": False,
+                      "equalize": "none" if self.opts["equalize"] == "auto" else self.opts["equalize"],
                       "fine_local": int(self.opts["fine_local"]) or _PASS2_FINE_LOCAL}
         want = [self._rematches(c[0]) for c in first]
         out = [c[0] for c in first]
@@ -635,7 +641,41 @@ class UniversalMatcher(Matcher):
                 for i, r in zip(chunk, res, strict=True):
                     info = {"rotation_deg": 0, "seconds": dt, "matcher": self.describe()}
                     out[i] = [self._finish(prepared[i][0], prepared[i][1], 0, *r, info)]
-        return self._second_passes(grays, [c if c is not None else [Matches.empty()] for c in out])
+        res = self._second_passes(grays, [c if c is not None else [Matches.empty()] for c in out])
+        return self._contrast_variant(grays, res)
+
+    def _contrast_variant(self, grays: Sequence[tuple[np.ndarray, np.ndarray]],
+                          res: list[Matches]) -> list[Matches]:
+        """``equalize="auto"``: the pairs whose search had no clear winner are matched once more
+        with both inputs CLAHE-equalised (the whole search, verification and rematches), and the
+        result whose matches hold together best (:func:`_verify_score`) is kept.
+
+        The global 1-99 % stretch that suits most inputs squeezes ground next to cold clouds (or
+        any dominant bright/dark region) into a few grey levels, which CLAHE restores, while on
+        speckled SAR CLAHE amplifies the speckle: neither contrast suits every pair, and the
+        pair's own rematch consistency tells which one found the ground. Real suite (seed 0,
+        the same pairs): optical-thermal SR@10 74 -> 84 %, image-map 96 -> 98 %, the others
+        within one pair; about 1.7x the time on the pairs it reruns (unclear searches only).
+        Pairs matched without a search (the pipeline's georeferenced tiles) are not rerun.
+        """
+        if self.opts["equalize"] != "auto":
+            return res
+        redo = [i for i, m in enumerate(res) if m.info.get("search_clear") is False]
+        if not redo:
+            return res
+        variant = copy.copy(self)
+        variant.opts = {**self.opts, "equalize": "clahe"}
+        alt = variant._batch_gray([grays[i] for i in redo])
+        out = list(res)
+        for i, m in zip(redo, alt, strict=True):
+            s_none = _verify_score(res[i].points0, res[i].points1, res[i].confidence) if len(res[i]) else 0.0
+            s_clahe = _verify_score(m.points0, m.points1, m.confidence) if len(m) else 0.0
+            keep, how = (m, "clahe") if s_clahe > s_none else (res[i], "none")
+            seconds = float(res[i].info.get("seconds", 0.0)) + float(m.info.get("seconds", 0.0))
+            out[i] = Matches(keep.points0, keep.points1, keep.confidence, {
+                **keep.info, "equalized": how, "seconds": seconds,
+                "equalize_scores": {"none": s_none, "clahe": s_clahe}})
+        return out
 
 
 @register_matcher("universal")

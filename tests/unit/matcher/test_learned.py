@@ -145,6 +145,8 @@ def test_unknown_option_raises(random_weights: str) -> None:
             UniversalMatcher(weights=random_weights, verify=bad)
     with pytest.raises(ConfigError, match="equalize"):
         UniversalMatcher(weights=random_weights, equalize="gamma")
+    for ok in ("none", "hist", "clahe", "auto"):
+        assert UniversalMatcher(weights=random_weights, equalize=ok).describe()["equalize"] == ok
 
 
 def test_equalized_inputs_lift_a_compressed_region_and_keep_nan() -> None:

@@ -249,3 +249,49 @@ def test_unclear_search_hypotheses_are_verified_by_their_rematch() -> None:
     # one candidate (a clear search, or verify=1) is rematched without a verification
     one = xgeo.load_matcher(device="cpu")._second_passes(grays, [[cand(wrong1, 90)]])[0]
     assert "verify_scores" not in one.info
+
+
+@needs_weights
+def test_auto_contrast_reruns_unclear_searches_and_keeps_the_better_holding_result() -> None:
+    """``equalize="auto"``: a result whose search was unclear is matched again on CLAHE-equalised
+    inputs and replaced only when the rerun's matches hold together better; clear searches and
+    the other settings are left alone."""
+    from xgeo.synth import make_pair
+
+    p = make_pair(777, size=320, mod0="optical", mod1="thermal", max_rotation_deg=20.0,
+                  scale_range=(0.9, 1.1), local_distortion=False, perspective=0.0)
+    grays = [(np.asarray(p.img0, np.float32), np.asarray(p.img1, np.float32))]
+    h = np.asarray(p.H_0to1, float)
+    g = np.stack(np.meshgrid(np.arange(8, 312, 8.0), np.arange(8, 312, 8.0)), -1).reshape(-1, 2)
+    right = np.c_[g, np.ones(len(g))] @ h.T
+    right = right[:, :2] / right[:, 2:]
+    inside = ((right >= 0) & (right < 320)).all(1)
+    rng = np.random.default_rng(0)
+
+    def result(p1: np.ndarray, clear: bool) -> xgeo.Matches:
+        return xgeo.Matches(g[inside].astype(np.float32), p1[inside].astype(np.float32),
+                            np.ones(int(inside.sum()), np.float32),
+                            {"search_clear": clear, "seconds": 1.0})
+
+    scattered = rng.uniform(0, 320, right.shape)
+    m = xgeo.load_matcher(device="cpu")
+    assert m.describe()["equalize"] == "auto"
+    # an unclear search whose matches are chance: the CLAHE rerun finds the pair and is kept
+    out = m._contrast_variant(grays, [result(scattered, False)])[0]
+    assert out.info["equalized"] == "clahe", out.info["equalize_scores"]
+    sc = out.info["equalize_scores"]
+    assert sc["clahe"] > 3 * max(sc["none"], 1.0) and out.info["seconds"] > 1.0
+    aff, _ = cv2.estimateAffine2D(out.points0.astype(np.float64), out.points1.astype(np.float64),
+                                  method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
+    assert _corner_error(np.r_[aff, [[0, 0, 1]]], h, p.img0.shape) < 3.0
+    # a result that holds together better than any rerun can stays
+    exact = m._contrast_variant(grays, [result(right, False)])[0]
+    assert exact.info["equalized"] == "none"
+    np.testing.assert_array_equal(exact.points1, right[inside].astype(np.float32))
+    # clear searches, results without a search and the other settings are not rerun
+    for r in (result(scattered, True), xgeo.Matches(g[:3].astype(np.float32),
+                                                    g[:3].astype(np.float32), np.ones(3, np.float32), {})):
+        assert m._contrast_variant(grays, [r])[0] is r
+    plain = xgeo.load_matcher(device="cpu", equalize="none")
+    r = result(scattered, False)
+    assert plain._contrast_variant(grays, [r])[0] is r
