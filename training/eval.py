@@ -416,6 +416,9 @@ def _diagnostics(info: dict[str, Any]) -> dict[str, Any]:
         out["support"] = [round(x, 1) for x in scores[:2]]
     if info.get("verify_scores"):  # the unclear search's candidates after their full-size rematch
         out["verify"] = {k: round(float(v), 1) for k, v in info["verify_scores"].items()}
+    if info.get("equalize_scores"):  # equalize="auto": which contrast was kept, both results' scores
+        out["contrast"] = {"kept": str(info.get("equalized", "none")),
+                           **{k: round(float(v), 1) for k, v in info["equalize_scores"].items()}}
     return out
 
 
@@ -643,9 +646,10 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
     """One row per pair of ``method`` (by default the failures at ``threshold`` px): the truth
     (rotation, scale, valid share of image 0), the error, the matches and, where the method
     reports them, the hypothesis it kept, the two best supports and the two best verification
-    scores (the unclear search's candidates after their full-size rematch)."""
+    scores (the unclear search's candidates after their full-size rematch), and the contrast
+    kept by ``equalize="auto"`` with both results' scores (none / clahe)."""
     lines = ["| pair type | seed | rotation | scale | valid0 | error px | matches | kept | support | "
-             "verify |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "verify | contrast |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for q in res.get("pairs", []):
         if method not in q.get("errors", {}):
             continue
@@ -655,12 +659,14 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
         t, d = q.get("truth", {}), q.get("diagnostics", {}).get(method, {})
         kept = f"{d['picked_deg']} @ {d.get('picked_scale', 1.0):g}" if "picked_deg" in d else "-"
         ver = sorted(d.get("verify", {}).values(), reverse=True)[:2]
+        con = d.get("contrast")
+        con_s = f"{con['kept']} ({con.get('none', 0):g} / {con.get('clahe', 0):g})" if con else "-"
         lines.append(
             f"| {q['type']} | {q['seed']} | {t.get('rotation_deg', '-')} | {t.get('scale', '-')} | "
             f"{t.get('valid0', '-')} | {'fail' if e is None else f'{e:.1f}'} | "
             f"{q.get('matches', {}).get(method, '-')} | {kept} | "
             f"{' / '.join(str(x) for x in d.get('support', [])) or '-'} | "
-            f"{' / '.join(str(x) for x in ver) or '-'} |")
+            f"{' / '.join(str(x) for x in ver) or '-'} | {con_s} |")
     return "\n".join(lines)
 
 

@@ -34,7 +34,8 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     def blind(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         g = np.random.default_rng(2)  # a method may also report diagnostics of its own search
         return g.uniform(0, 95, (30, 2)), g.uniform(0, 95, (30, 2)), {
-            "support": [12.0, 11.0], "verify": {"0@1.00": 7.5, "90@0.71": 9.0, "45@1.00": 3.0}}
+            "support": [12.0, 11.0], "verify": {"0@1.00": 7.5, "90@0.71": 9.0, "45@1.00": 3.0},
+            "contrast": {"kept": "clahe", "none": 3.1, "clahe": 178.0}}
 
     res = evaluate({"perfect": perfect, "blind": blind}, pairs, progress=False)
     assert res["overall"]["perfect"]["sr5"] == 1.0
@@ -52,14 +53,17 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     rows = pair_table(res, "blind").splitlines()[2:]
     assert len(rows) == sum(p["errors"]["blind"] is None or p["errors"]["blind"] >= 10
                             for p in res["pairs"]) and all("12.0 / 11.0" in r for r in rows)
-    assert all(r.endswith("| 9.0 / 7.5 |") for r in rows)  # the two best verification scores
+    # the two best verification scores, then the contrast kept and both results' scores
+    assert all(r.endswith("| 9.0 / 7.5 | clahe (3.1 / 178) |") for r in rows)
     from training.eval import _diagnostics
 
     d = _diagnostics({"rotation_deg": 90, "scale_view": 2**-0.5,
                       "orientation_scores": {0: 20.0, 90: 24.5, "90@0.71": 26.0},
-                      "verify_scores": {"90@0.71": 131.04, "90@1.00": 8.0}})
+                      "verify_scores": {"90@0.71": 131.04, "90@1.00": 8.0},
+                      "equalized": "clahe", "equalize_scores": {"none": 3.07, "clahe": 177.9}})
     assert d == {"picked_deg": 90, "picked_scale": 0.707, "support": [26.0, 24.5],
-                 "verify": {"90@0.71": 131.0, "90@1.00": 8.0}}
+                 "verify": {"90@0.71": 131.0, "90@1.00": 8.0},
+                 "contrast": {"kept": "clahe", "none": 3.1, "clahe": 177.9}}
 
 
 def _mtl(path) -> None:

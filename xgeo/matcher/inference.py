@@ -31,9 +31,14 @@ the real optical-thermal pairs both read 18-26), so the ``verify`` best hypothes
 each get the first rematch, and the one whose rematch holds together goes on: on the real suite
 a right hypothesis's rematch mostly keeps 27-330 matches consistent with one similarity within
 3 px, a wrong one at most 13 (optical-thermal SR@10 76 -> 80 %, a second seed of crops 84 -> 88 %).
-``equalize="clahe"`` equalises each input's contrast locally first (off by default: it lifts the
-real optical-thermal pairs, whose warm ground the global stretch squeezes next to cold clouds,
-80 -> 86 % / 88 -> 96 % on two seeds, but costs the speckled S2/S1 pairs 10 -> 2 % / 12 -> 6 %).
+``equalize="clahe"`` equalises each input's contrast locally first: it lifts the real
+optical-thermal pairs, whose warm ground the global stretch squeezes next to cold clouds
+(80 -> 86 % / 88 -> 96 % on two seeds), but costs the speckled S2/S1 pairs (10 -> 2 % / 12 -> 6 %).
+So the default, ``equalize="auto"``, matches as the inputs are and reruns only the pairs whose
+search had no clear winner on CLAHE-equalised inputs, keeping whichever result holds together
+better (:meth:`UniversalMatcher._contrast_variant`): on the real suite it picked the better of the
+two on every pair but one of 600 (two seeds), optical-thermal 74 -> 84 % / 86 -> 96 %, S2/S1
+unchanged, synthetic suite 38 -> 41 %.
 """
 
 from __future__ import annotations
