@@ -6,7 +6,7 @@ Prints pairs/s for the universal matcher (one pass, two passes as the pipeline r
 orientation search over 4 and over 8 orientations, the latter also with ``early_exit`` and
 searched at full size instead of the default ``search_side``, without the verification of
 unclear searches (``verify=1``) and without the CLAHE rerun of unclear searches
-(``equalize="none"``), ``match_batch`` of 8 same-size pairs), the refined
+(``equalize="none"``), ``match_batch`` of 8 same-size pairs and the same 8 pairs one call each), the refined
 ``universal+structural`` matcher, next to the classical matcher and OpenCV SIFT measured on the
 same pairs, with ratios against the classical baseline. The goal for ``tiny`` on 2 CPU threads is
 >= 4 pairs/s without orientation search.
@@ -88,6 +88,10 @@ def bench(threads: int = 2, repeats: int = 5, weights: str | None = None, size: 
             lambda: uni8n.match(a, b), repeats),
         "universal+structural (with orientation search)": 1 / _time(lambda: ref8.match(a, b),
                                                                    repeats),
+        # the same 8 pairs one call each: what match_batch is to be compared with (the rows
+        # above time pair 0 only, which is faster than the average of the 8)
+        "universal (one pass, the 8 pairs one by one)": 8 / _time(
+            lambda: [uni1.match(x, y) for x, y in pairs], max(1, repeats // 2)),
         "universal.match_batch(8) (one pass)": 8 / _time(lambda: uni1.match_batch(pairs),
                                                          max(1, repeats // 2)),
         "classical": 1 / _time(lambda: cls.match(a, b), repeats),

@@ -53,6 +53,7 @@ __all__ = [
     "markdown_table",
     "merge_results",
     "compact_table",
+    "plot_curves",
     "REAL_PAIR_TYPES",
 ]
 
@@ -670,6 +671,60 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
     return "\n".join(lines)
 
 
+def plot_curves(res: dict[str, Any], path: str | Path, max_px: float = 20.0) -> Path:
+    """Success rate against the error threshold, one panel per real pair type (and one for the
+    whole synthetic suite), one curve per method; the 10 px bar dashed.
+
+    Args:
+        res: a :func:`run_eval` result (or its JSON).
+        path: PNG to write.
+        max_px: right end of the threshold axis.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.figure import Figure
+
+    panels: list[tuple[str, dict[str, list[float]]]] = []
+    for suite in ("real", "synthetic"):
+        pairs = res.get(suite, {}).get("pairs", [])
+        groups: dict[str, dict[str, list[float]]] = {}
+        for q in pairs:
+            key = q["type"] if suite == "real" else "synthetic suite (all combinations)"
+            for m, e in q.get("errors", {}).items():
+                groups.setdefault(key, {}).setdefault(m, []).append(np.inf if e is None else float(e))
+        panels += list(groups.items())
+    if not panels:
+        raise ConfigError("nothing to plot: the result holds no per-pair errors")
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3.6 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    x = np.linspace(0.0, max_px, 201)
+    methods = list(dict.fromkeys(res.get("methods", [])) or
+                   dict.fromkeys(m for _, g in panels for m in g))
+    for ax, (title, errs) in zip(axes, panels, strict=False):
+        for m in methods:
+            if m in errs:
+                e = np.asarray(errs[m])
+                ax.plot(x, 100.0 * (e[None, :] < x[:, None]).mean(1), lw=1.6, label=m)
+        ax.axvline(10.0, color="0.5", ls="--", lw=0.8)
+        ax.set_title(f"{title} (n={len(next(iter(errs.values())))})", fontsize=8)
+        ax.set_xlim(0, max_px)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("corner error threshold (px)", fontsize=8)
+        ax.set_ylabel("pairs matched (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="lower right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Add the methods of result ``b`` (same suites, seeds and pair counts) to result ``a``."""
     out = json.loads(json.dumps(a))
@@ -719,6 +774,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="also print one row per pair of the first method (truth, error, matches, "
                          "the learned matcher's kept hypothesis and supports)")
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
+    ap.add_argument("--load", default=None, metavar="JSON",
+                    help="print (and --plot) the result of an earlier run instead of running")
+    ap.add_argument("--plot", default=None, metavar="PNG",
+                    help="also draw success rate against error threshold per pair type")
     a = ap.parse_args(argv)
     from xgeo.cli import matcher_options
 
@@ -728,11 +787,19 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(a.threads)
         cv2.setNumThreads(a.threads)
-    res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
-                   a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search,
-                   seed=a.seed, out=a.out,
-                   fine_local=a.fine_local, pair_types=a.pair_type, scale_search=not a.no_scale_search,
-                   search_side=a.search_side, options=options)
+    if a.load:
+        src = Path(a.load)
+        if not src.is_file():
+            raise MissingFileError("evaluation result not found", src, "pass a JSON written by --out")
+        res = json.loads(src.read_text())
+        a.suite = a.suite or [k for k in ("real", "synthetic") if k in res]
+    else:
+        res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
+                       a.n_real, a.n_synth, a.real_root, a.weights, not a.no_orientation_search,
+                       seed=a.seed, out=a.out,
+                       fine_local=a.fine_local, pair_types=a.pair_type,
+                       scale_search=not a.no_scale_search, search_side=a.search_side,
+                       options=options)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:
@@ -744,7 +811,9 @@ def main(argv: list[str] | None = None) -> None:
             m = (a.method or ["universal"])[0]
             print(f"\n### {s}: {a.pairs} of {m} (SR@10)\n")
             print(pair_table(res[s], m, failures_only=a.pairs == "failures"))
-    print(f"\n{res['seconds']:.0f} s")
+    if a.plot:
+        print(f"\nplot: {plot_curves(res, a.plot)}")
+    print(f"\n{res.get('seconds', 0.0):.0f} s")
 
 
 if __name__ == "__main__":

@@ -19,5 +19,7 @@ def test_bench_reports_every_configuration() -> None:
             "universal+orientation_search (8, early_exit)",
             "universal+orientation_search (8, searched at full size)",
             "universal+orientation_search (8, without verification)",
-            "universal+orientation_search (8, without the CLAHE rerun)"} <= set(res)
+            "universal+orientation_search (8, without the CLAHE rerun)",
+            "universal (one pass, the 8 pairs one by one)",
+            "universal.match_batch(8) (one pass)"} <= set(res)
     assert all(v > 0 for v in res.values())

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from training.eval import auc, corner_error, evaluate, fit_affine, markdown_table, synthetic_suite
+from xgeo.errors import ConfigError, MissingFileError
 
 
 def test_corner_error_fit_and_auc() -> None:
@@ -64,6 +65,41 @@ def test_evaluate_scores_a_perfect_and_a_blind_method() -> None:
     assert d == {"picked_deg": 90, "picked_scale": 0.707, "support": [26.0, 24.5],
                  "verify": {"90@0.71": 131.0, "90@1.00": 8.0},
                  "contrast": {"kept": "clahe", "none": 3.1, "clahe": 177.9}}
+
+
+def test_saved_result_reprints_and_plots_success_curves(tmp_path, capsys) -> None:
+    """``--load`` prints an earlier run's tables without running, ``--plot`` draws one panel per
+    pair type; a missing file or a result without per-pair errors is a clear error."""
+    import json
+
+    from training.eval import main, plot_curves
+
+    pairs = synthetic_suite(1, size=96, modalities=["optical", "sar"])
+
+    def shifted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pr = next(p for p in pairs if np.array_equal(p.img0, a))
+        p0 = np.random.default_rng(1).uniform(0, 95, (30, 2))
+        q = np.c_[p0, np.ones(30)] @ pr.H_0to1.T
+        return p0, q[:, :2] / q[:, 2:] + 6.0  # every corner 8.5 px off: within 10, not within 5
+
+    res = {"methods": ["shifted"], "synthetic": evaluate({"shifted": shifted}, pairs, progress=False),
+           "seconds": 1.0}
+    assert res["synthetic"]["overall"]["shifted"]["sr10"] == 1.0
+    assert res["synthetic"]["overall"]["shifted"]["sr5"] == 0.0
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(res))
+    png = tmp_path / "fig" / "curves.png"
+    main(["--load", str(saved), "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert "| ALL | shifted | 4 | 0% | 100% | 100% |" in out and str(png) in out
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 200 and img.shape[1] > 300
+    with pytest.raises(ConfigError, match="nothing to plot"):
+        plot_curves({"methods": []}, tmp_path / "x.png")
+    with pytest.raises(MissingFileError, match="evaluation result not found"):
+        main(["--load", str(tmp_path / "absent.json")])
 
 
 def _mtl(path) -> None:
