@@ -71,6 +71,10 @@ def register(
     ref_modality: str | None = typer.Option(None, "--ref-modality"),
     mov_modality: str | None = typer.Option(None, "--mov-modality"),
     workdir: Path | None = typer.Option(None, "--workdir", help="keep the Zarr tile store here"),
+    coarse: bool = typer.Option(False, "--coarse",
+                                help="MOV's georeferencing is far off (hundreds of px, rotated, "
+                                     "scaled): first match overviews with the universal matcher's "
+                                     "orientation/scale search and correct it"),
     matcher_option: list[str] | None = typer.Option(
         None, "--matcher-option",
         help="KEY=VALUE for the matcher, repeatable; e.g. autocast=false (float32 on every "
@@ -82,7 +86,8 @@ def register(
     try:
         cfg = _config(model=model, matcher=matcher, tile_size=tile_size, halo=halo,
                       resample=not no_resample, ref_modality=ref_modality,
-                      mov_modality=mov_modality, matcher_options=matcher_options(matcher_option))
+                      mov_modality=mov_modality, matcher_options=matcher_options(matcher_option),
+                      coarse=coarse)
         report = report or out.with_suffix(".json")
         res = run(ref, mov, out, cfg, report=report, workdir=workdir, progress=True)
     except XgeoError as exc:

@@ -64,6 +64,7 @@ class RegisterConfig:
     ref_bands: tuple[int, ...] | None = None  # 1-based bands used for matching; None: all
     mov_bands: tuple[int, ...] | None = None
     batch_size: int = 4  # tile pairs per matcher batch
+    coarse: bool = False  # first fold an overview match (universal matcher, search) into mov's geotransform
 
     def __post_init__(self) -> None:
         if self.model != "auto" and self.model not in MODEL_KINDS:
@@ -271,6 +272,15 @@ def plan_pair(
     cfg = cfg or RegisterConfig()
     ref_scene = open_scene(ref, modality=cfg.ref_modality, bands=cfg.ref_bands)
     mov_scene = open_scene(mov, modality=cfg.mov_modality, bands=cfg.mov_bands)
+    coarse = None
+    if cfg.coarse:  # far-off georeferencing: overviews matched with the orientation/scale search
+        from xgeo.tiling import coarse_georef
+
+        if progress is not None:
+            progress("coarse", 0, 1)
+        mov_scene, coarse = coarse_georef(ref_scene, mov_scene)
+        if progress is not None:
+            progress("coarse", 1, 1)
     Path(workdir).mkdir(parents=True, exist_ok=True)
     cb = None if progress is None else (lambda d, t: progress("tile", d, t))
     return prepare_pair(
@@ -281,6 +291,7 @@ def plan_pair(
         halo=cfg.halo,
         min_valid=cfg.min_valid,
         progress=cb,
+        coarse=coarse,
     )
 
 
@@ -464,7 +475,8 @@ def finish_report(
         matcher=matcher.describe(),
         extra={"config": cfg.to_dict(), "config_sha256": cfg.sha256, "tiles": tiles_info,
                "mov_to_ref_pixel_approx": mov_to_ref_pixel_approx(plan, fit).tolist(),
-               "weights_version": weights_version(cfg.matcher)},
+               "weights_version": weights_version(cfg.matcher),
+               **({"coarse": json.loads(plan.coarse)} if getattr(plan, "coarse", "") else {})},
     )
     n_tp, n_in = int(report.get("n_tiepoints") or 0), int(report.get("n_inliers") or 0)
     report["inlier_ratio"] = n_in / n_tp if n_tp else 0.0
@@ -576,7 +588,8 @@ def _progress_context(progress: bool | Progress) -> tuple[Any, Progress | None]:
 
     bar = Progress("[progress.description]{task.description}", BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
-    names = {"tile": "tiling to Zarr", "match": "matching tiles", "warp": "writing COG"}
+    names = {"coarse": "coarse alignment (overviews)", "tile": "tiling to Zarr",
+             "match": "matching tiles", "warp": "writing COG"}
     ids: dict[str, Any] = {}
 
     def cb(stage: str, done: int, total: int) -> None:

@@ -180,6 +180,8 @@ class TilePlan:
         skipped: ``(tile, reason)`` for the others.
         store: path of the Zarr v3 store holding ``ref`` and ``mov``.
         ref_stats, mov_stats: normalisation of each side.
+        coarse: JSON of the coarse correction folded into ``mov``'s geotransform
+            (:func:`xgeo.tiling.coarse_georef`), or ``""`` without one.
     """
 
     ref: Scene
@@ -192,6 +194,7 @@ class TilePlan:
     store: str
     ref_stats: NormStats
     mov_stats: NormStats
+    coarse: str = ""
 
     @property
     def crs(self) -> str:
@@ -237,6 +240,8 @@ class TilePlan:
             "skipped": [[t.to_dict(), reason] for t, reason in self.skipped],
             "ref_stats": self.ref_stats.to_dict(), "mov_stats": self.mov_stats.to_dict(),
         }
+        if self.coarse:  # absent without one: earlier plans keep their hashes
+            d["coarse"] = json.loads(self.coarse)
         if with_store:
             d["store"] = self.store
         return d
@@ -256,6 +261,7 @@ class TilePlan:
             skipped=tuple((Tile.from_json(t), str(r)) for t, r in d["skipped"]),
             store=str(d.get("store", "")), ref_stats=NormStats.from_dict(d["ref_stats"]),
             mov_stats=NormStats.from_dict(d["mov_stats"]),
+            coarse=json.dumps(d["coarse"], sort_keys=True) if d.get("coarse") else "",
         )
 
     @property

@@ -14,6 +14,7 @@ pixel centres, common-grid CRS) so ``xarray.open_zarr`` opens it, and group attr
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -99,6 +100,9 @@ def _warped_vrt(src: Any, ref: Scene, mov: Scene) -> WarpedVRT:
     kw: dict[str, Any] = {}
     if src_nodata is not None:
         kw["src_nodata"] = src_nodata
+    # the Scene's geotransform, not the file's: a coarse correction (xgeo.tiling.coarse_georef)
+    # lives only in the Scene
+    kw.update(src_transform=mov.affine, src_crs=mov.crs)
     return WarpedVRT(src, crs=ref.crs, transform=ref.affine, width=ref.width, height=ref.height,
                      resampling=Resampling.bilinear, add_alpha=True, dtype="float32", **kw)
 
@@ -139,7 +143,8 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def prepare_pair(ref: Scene | str | Path, mov: Scene | str | Path, store: str | Path, *,
                  tile_size: int = 1024, halo: int = 64, min_valid: float = 0.2,
-                 progress: Callable[[int, int], None] | None = None) -> TilePlan:
+                 progress: Callable[[int, int], None] | None = None,
+                 coarse: dict[str, Any] | None = None) -> TilePlan:
     """Resample ``mov`` onto ``ref``'s grid, normalise both and write them to a Zarr v3 store.
 
     Args:
@@ -152,6 +157,8 @@ def prepare_pair(ref: Scene | str | Path, mov: Scene | str | Path, store: str | 
         min_valid: minimum fraction of core pixels valid on *both* sides for a tile to be
             kept; other tiles are recorded in ``TilePlan.skipped`` with the reason.
         progress: called as ``progress(done, total)`` after each tile.
+        coarse: the ``info`` of a :func:`~xgeo.tiling.coarse_georef` correction already folded
+            into ``mov``'s geotransform, kept in the plan (and so in the report).
 
     Returns:
         The :class:`TilePlan` (also stored in the store's attributes).
@@ -175,7 +182,7 @@ def prepare_pair(ref: Scene | str | Path, mov: Scene | str | Path, store: str | 
             mov_stats = compute_stats(mov_s)
             plan = _write_tiles(ref_s, mov_s, ref_stats, mov_stats, tmp, str(final), tile_size,
                                 halo, min_valid, (xmin - 2, ymin - 2, xmax + 2, ymax + 2),
-                                progress)
+                                progress, json.dumps(coarse, sort_keys=True) if coarse else "")
         _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -186,7 +193,7 @@ def prepare_pair(ref: Scene | str | Path, mov: Scene | str | Path, store: str | 
 def _write_tiles(ref: Scene, mov: Scene, ref_stats: NormStats, mov_stats: NormStats, tmp: Path,
                  store: str, tile_size: int, halo: int, min_valid: float,
                  box: tuple[float, float, float, float],
-                 progress: Callable[[int, int], None] | None) -> TilePlan:
+                 progress: Callable[[int, int], None] | None, coarse: str = "") -> TilePlan:
     shape = (ref.height, ref.width)
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     arrays = {name: root.create_array(name, shape=shape, chunks=(tile_size, tile_size),
@@ -240,7 +247,7 @@ def _write_tiles(ref: Scene, mov: Scene, ref_stats: NormStats, mov_stats: NormSt
                              mov.path, "check the nodata value and masks, and the footprints")
     plan = TilePlan(ref=ref, mov=mov, shape=shape, tile_size=int(tile_size), halo=int(halo),
                     tiles=tuple(kept), skipped=tuple(skipped), store=store,
-                    ref_stats=ref_stats, mov_stats=mov_stats)
+                    ref_stats=ref_stats, mov_stats=mov_stats, coarse=coarse)
     root.attrs.update({"xgeo_plan": plan.to_dict(), "crs_wkt": ref.crs,
                        "transform": list(ref.transform)})
     return plan
