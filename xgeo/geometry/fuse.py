@@ -268,7 +268,8 @@ def fuse(
         return RegistrationError(
             f"fuse: only {count} of {n} tie points {what} (need >= {min_inliers}); tile "
             f"statuses {counts}. Hint: use smaller tiles or more matches per tile, raise the "
-            f"threshold (now {threshold} px), or check that the pair overlaps"
+            f"threshold (now {threshold} px), or check that the pair overlaps; if the moving "
+            f"scene is rotated, scaled or hundreds of pixels off, register with --coarse"
         )
 
     if pool.sum() < max(min_inliers, 1):
