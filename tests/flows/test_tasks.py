@@ -157,3 +157,34 @@ def test_coregister_pair_flow(pair: tuple[Path, Path], tmp_path: Path,
     assert r2["status"] == "skipped" and r2["batches_dispatched"] == 0
     assert out.stat().st_mtime_ns == mtime
     assert time.perf_counter() - t0 < 120
+
+
+def test_plan_task_runs_the_coarse_stage_and_workers_see_it(tmp_path: Path) -> None:
+    """``{"coarse": true}`` in a job's settings: the plan task folds the overview match into the
+    moving geotransform, and the plan JSON the workers get carries it (their tiles were written
+    through it)."""
+    from xgeo.cli import demo_errors
+    from xgeo.matcher.weights import shipped_weights_path
+    from xgeo.pipeline import RegistrationResult
+    from xgeo.synth import write_scene_pair
+    from xgeo.tiling import TilePlan
+
+    if not shipped_weights_path("tiny").is_file():
+        pytest.skip("no shipped universal weights")
+    truth = write_scene_pair(tmp_path, 12, shape=(768, 768), ref_modality="optical",
+                             mov_modality="sar", shift_px=(60.0, -45.0), rotation_deg=30.0,
+                             scale=1.08, local_px=1.0)
+    cfg = RegisterConfig.from_dict({"tile_size": 384, "halo": 64, "coarse": True}).to_dict()
+    plan = tasks.plan_scene.fn(str(tmp_path / truth.files["ref"]), str(tmp_path / truth.files["mov"]),
+                               str(tmp_path / "w"), cfg)
+    assert json.loads(plan.coarse)["inliers"] >= 12
+    wire = TilePlan.from_json(plan.to_json())
+    from xgeo.scenes import open_scene
+
+    on_file = open_scene(tmp_path / truth.files["mov"]).transform
+    # (to_json: the SAR file's nodata is NaN, and NaN != NaN in the dataclass comparison)
+    assert wire.to_json() == plan.to_json() and wire.mov.transform != on_file
+    res = match_batch_on_worker(plan.to_json(), [t.to_json() for t in plan.tiles], cfg)
+    fit = tasks.fuse_scene.fn(plan, res, cfg)
+    out = RegistrationResult(plan, fit, [], None, {}, RegisterConfig.from_dict(cfg), 0.0, None)
+    assert demo_errors(truth, out, (768, 768))["rmse_px"] < 1.5

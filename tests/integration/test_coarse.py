@@ -60,7 +60,7 @@ def test_far_off_scene_registers_with_coarse_and_not_without(far_pair, tmp_path:
     # the plan in the Zarr store carries the correction, the fit is on top of it
     plan = load_plan(tmp_path / "work" / "tiles.zarr")
     assert json.loads(plan.coarse)["inliers"] == c["inliers"]
-    assert TilePlan.from_json(plan.to_json()) == plan
+    assert TilePlan.from_json(plan.to_json()).to_json() == plan.to_json()
     fitted = register(ref, mov, None, RegisterConfig(tile_size=384, halo=64, coarse=True))
     err = demo_errors(truth, fitted, (SIZE, SIZE))
     assert err["rmse_px"] < 1.5, err
