@@ -135,3 +135,38 @@ def test_real_pair_with_a_wrong_geotransform_is_recovered(real_data: Path, tmp_p
         pass
     fixed = register(ref, bad, None, RegisterConfig(tile_size=512, halo=64, coarse=True))
     assert rmse(fixed.mov_file_to_ref(g), untouched) < 0.5
+
+
+@needs_weights
+def test_small_scene_inside_a_large_one_is_found_and_refined(real_data: Path, tmp_path: Path) -> None:
+    """A third of the CFOG infrared scene, its geotransform rotated by 20 degrees and shifted:
+    the first pass reads the reference around the crop's footprint, the second pass (windows
+    around the corrected footprint) refines it; the tiles finish the job."""
+    from rasterio.windows import Window
+
+    from xgeo.testing import check_grid, rmse, similarity_matrix
+
+    d = real_data / "cfog_geotiff" / "visible-infrared_utm49"
+    with rasterio.open(d / "test6_sen.tif") as ds:
+        win = Window(int(ds.width * 0.35), int(ds.height * 0.3), int(ds.width * 0.35),
+                     int(ds.height * 0.35))
+        prof = ds.profile | {"width": int(win.width), "height": int(win.height)}
+        data, t = ds.read(window=win), ds.window_transform(win)
+    w, h = prof["width"], prof["height"]
+    half = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+    wc = half @ similarity_matrix(20.0, 1.0, (40.0, -25.0), ((w - 1) / 2, (h - 1) / 2)) \
+        @ np.linalg.inv(half)
+    tm = np.array([[t.a, t.b, t.c], [t.d, t.e, t.f], [0, 0, 1.0]]) @ wc
+    crop = tmp_path / "crop.tif"
+    with rasterio.open(crop, "w", **(prof | {"transform": rasterio.Affine(*tm[:2].ravel())})) as dst:
+        dst.write(data)
+    res = register(d / "test6_ref.tif", crop, None,
+                   RegisterConfig(tile_size=256, halo=64, coarse=True))
+    passes = res.plan.coarse and json.loads(res.plan.coarse)["passes"]
+    assert len(passes) == 2 and all("inliers" in p for p in passes), passes
+    ref_win = passes[0]["ref_window"]  # around the crop, not the whole 1074 x 1080 reference
+    assert ref_win[2] < 1074 or ref_win[3] < 1080
+    assert passes[1]["ref_window"][2] < ref_win[2]
+    g = check_grid(w, h)
+    truth = g + np.array([win.col_off, win.row_off])  # the pair shares one grid
+    assert rmse(res.mov_file_to_ref(g), truth) < 1.0

@@ -5,7 +5,9 @@ to tens of pixels), not a scene that is shifted by hundreds of pixels, rotated o
 the moving scene's georeferencing is that far off (or missing parts of it are guessed),
 :func:`coarse_georef` matches overviews of both scenes (long side ``max_side``) with the
 universal matcher's orientation and scale search, fits one affine by RANSAC and returns the
-moving :class:`~xgeo.scenes.Scene` with that affine folded into its geotransform. Everything
+moving :class:`~xgeo.scenes.Scene` with that affine folded into its geotransform. Each scene is
+read around the other's footprint (with a margin) and both at one ground resolution, so a small
+scene inside a large one, or products of different pixel sizes, reach the matcher at scale ~1. Everything
 after (tiles, fit, warp, report) then sees the corrected geotransform, so the final mapping is
 the composition of the two. The file itself is never modified.
 """
@@ -13,6 +15,7 @@ the composition of the two. The file itself is never modified.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -20,6 +23,7 @@ import cv2
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from xgeo.errors import RegistrationError
 from xgeo.matcher.base import Matcher
@@ -33,49 +37,67 @@ COARSE_MIN_INLIERS = 12  # RANSAC inliers (3 overview px) needed to trust the co
 _RANSAC_PX = 3.0  # in overview pixels of the moving scene
 
 
-def _overview(scene: Scene, max_side: int) -> tuple[np.ndarray, float, float]:
-    """The scene normalised to one band at long side <= ``max_side``: ``(img, sx, sy)`` with
-    ``sx = overview width / file width`` (and ``sy`` likewise)."""
+def _window(a: Scene, b: Scene, margin: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, w, h)`` of ``a``'s pixels around ``b``'s footprint (as ``a``'s georeferencing
+    places it), grown by ``margin`` times its larger side on every side, clipped to ``a``."""
+    from xgeo.tiling._prepare import footprint_on_grid
+
+    x0, y0, x1, y1 = footprint_on_grid(a, b)
+    if not np.all(np.isfinite([x0, y0, x1, y1])):
+        return 0, 0, a.width, a.height
+    grow = margin * max(x1 - x0, y1 - y0)
+    xa, ya = max(0, math.floor(x0 - grow)), max(0, math.floor(y0 - grow))
+    xb, yb = min(a.width, math.ceil(x1 + grow) + 1), min(a.height, math.ceil(y1 + grow) + 1)
+    if xb - xa < 8 or yb - ya < 8:  # footprints apart: the whole scene
+        return 0, 0, a.width, a.height
+    return xa, ya, xb - xa, yb - ya
+
+
+def _overview(scene: Scene, win: tuple[int, int, int, int], factor: float) -> tuple[np.ndarray, float, float]:
+    """``win`` of the scene normalised to one band and shrunk by ``factor`` (<= 1):
+    ``(img, sx, sy)`` with ``sx = overview width / window width`` (and ``sy`` likewise)."""
+    x0, y0, w, h = win
     stats = compute_stats(scene)
-    f = min(1.0, max_side / max(scene.width, scene.height))
-    w, h = max(8, round(scene.width * f)), max(8, round(scene.height * f))
+    ow, oh = max(8, round(w * factor)), max(8, round(h * factor))
     idx = list(scene.bands)
     with rasterio.open(scene.path) as ds:
-        data = ds.read(idx, out_shape=(len(idx), h, w), out_dtype="float32",
+        window = Window(x0, y0, w, h)
+        data = ds.read(idx, window=window, out_shape=(len(idx), oh, ow), out_dtype="float32",
                        resampling=Resampling.average)
-        masks = ds.read_masks(idx, out_shape=(len(idx), h, w), resampling=Resampling.nearest)
+        masks = ds.read_masks(idx, window=window, out_shape=(len(idx), oh, ow),
+                              resampling=Resampling.nearest)
     data[masks == 0] = np.nan
     data[~np.isfinite(data)] = np.nan
-    return normalise(data, stats), w / scene.width, h / scene.height
+    return normalise(data, stats), ow / w, oh / h
 
 
-def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_side: int = 832,
-                  min_inliers: int = COARSE_MIN_INLIERS) -> tuple[Scene, dict[str, Any]]:
-    """``mov`` with a geotransform corrected by matching overviews of both scenes.
+def _common_factors(ref: Scene, mov: Scene, wr: tuple[int, int, int, int],
+                    wm: tuple[int, int, int, int], max_side: int) -> tuple[float, float]:
+    """Shrink factors that put both windows at one ground resolution (the search then sees
+    scale 1 between them, whatever the two products' pixel sizes) with the larger overview's
+    long side at most ``max_side``; never above native resolution."""
+    from xgeo.tiling._plan import mov_file_to_grid_matrix
 
-    Args:
-        ref: the reference scene.
-        mov: the moving scene (any CRS; the affine is fitted in its own CRS).
-        matcher: a matcher with orientation/scale search (default: the universal matcher with
-            its defaults).
-        max_side: long side of the overviews in pixels.
-        min_inliers: RANSAC inliers (3 overview pixels) below which no correction is trusted.
+    m = mov_file_to_grid_matrix(ref, mov)
+    mov_px = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))  # one mov pixel in ref pixels
+    extent = max(wr[2], wr[3], wm[2] * mov_px, wm[3] * mov_px)  # in ref pixels
+    gsd = max(extent / max_side, 1.0, mov_px)  # overview pixel in ref pixels
+    return 1.0 / gsd, mov_px / gsd
 
-    Returns:
-        ``(mov with the corrected transform, info)``; ``info`` holds the matches, inliers, the
-        correction as rotation (deg), scale and shift of the scene centre (moving-file pixels),
-        the transform before and after, and the seconds.
 
-    Raises:
-        RegistrationError: too few consistent matches (the scenes may not show the same ground,
-            or the overviews are too coarse for its features).
-    """
-    from xgeo.matcher import load_matcher
+_TIGHT_MARGIN = 0.1  # second pass: windows around the corrected footprint
 
-    t0 = time.perf_counter()
-    m = matcher or load_matcher("universal")
-    img_r, rsx, rsy = _overview(ref, max_side)
-    img_m, msx, msy = _overview(mov, max_side)
+
+def _one_pass(ref: Scene, mov: Scene, m: Matcher, max_side: int, margin: float,
+              min_inliers: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """One overview match: ``(g, stats)``, ``g`` the 3x3 affine (moving-file pixel centres ->
+    where the matched ground puts them under ``mov``'s geotransform)."""
+    # each side around the other's footprint (a small scene inside a large one), at one ground
+    # resolution
+    wr, wm = _window(ref, mov, margin), _window(mov, ref, margin)
+    fr, fm = _common_factors(ref, mov, wr, wm, max_side)
+    img_r, rsx, rsy = _overview(ref, wr, fr)
+    img_m, msx, msy = _overview(mov, wm, fm)
     res = m.match(img_r, img_m)
     hint = ("the scenes may not show the same ground, or the overviews are too coarse: "
             "register without --coarse, or crop both scenes to their common area")
@@ -84,8 +106,10 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
             f"coarse alignment of {mov.path} onto {ref.path}: {len(res)} matches between the "
             f"overviews (>= {min_inliers} needed); {hint}")
     # overview pixel centres -> file pixel centres
-    pr = np.stack([(res.points0[:, 0] + 0.5) / rsx - 0.5, (res.points0[:, 1] + 0.5) / rsy - 0.5], 1)
-    pm = np.stack([(res.points1[:, 0] + 0.5) / msx - 0.5, (res.points1[:, 1] + 0.5) / msy - 0.5], 1)
+    pr = np.stack([wr[0] + (res.points0[:, 0] + 0.5) / rsx - 0.5,
+                   wr[1] + (res.points0[:, 1] + 0.5) / rsy - 0.5], 1)
+    pm = np.stack([wm[0] + (res.points1[:, 0] + 0.5) / msx - 0.5,
+                   wm[1] + (res.points1[:, 1] + 0.5) / msy - 0.5], 1)
     # where the matched ground lies (ref CRS), in the moving CRS, in moving-file pixels of the
     # current geotransform
     a, b, c, d, e, f = ref.transform
@@ -93,9 +117,7 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
     yr = d * (pr[:, 0] + 0.5) + e * (pr[:, 1] + 0.5) + f
     if not _same_crs(ref.crs, mov.crs):
         xr, yr = (np.asarray(v, np.float64) for v in _transformer(ref.crs, mov.crs).transform(xr, yr))
-    tm = np.array([[mov.affine.a, mov.affine.b, mov.affine.c], [mov.affine.d, mov.affine.e, mov.affine.f],
-                   [0.0, 0.0, 1.0]])
-    u = np.c_[xr, yr, np.ones(len(xr))] @ np.linalg.inv(tm).T
+    u = np.c_[xr, yr, np.ones(len(xr))] @ np.linalg.inv(_matrix(mov)).T
     truth = u[:, :2] - 0.5
     thr = _RANSAC_PX / min(msx, msy)
     g, inl = cv2.estimateAffine2D(pm.reshape(-1, 1, 2), truth.reshape(-1, 1, 2), method=cv2.RANSAC,
@@ -105,18 +127,76 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
         raise RegistrationError(
             f"coarse alignment of {mov.path} onto {ref.path}: {n_in} of {len(res)} overview "
             f"matches agree on one affine (>= {min_inliers} needed); {hint}")
-    # g maps pixel centres; in corner coordinates (the geotransform's) it is S(.5) g S(-.5)
-    gc = np.vstack([g, [0.0, 0.0, 1.0]])
-    half = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
-    gc = half @ gc @ np.linalg.inv(half)
-    t = tm @ gc
-    new = dataclasses.replace(mov, transform=tuple(float(v) for v in t[:2].ravel()))
+    return np.vstack([g, [0.0, 0.0, 1.0]]), {
+        "matches": len(res), "inliers": n_in, "ref_window": list(wr), "mov_window": list(wm),
+        "overview_shapes": [list(img_r.shape), list(img_m.shape)],
+        "overview_px": round(1.0 / fr, 3)}  # overview pixel in reference pixels
+
+
+def _matrix(scene: Scene) -> np.ndarray:
+    a, b, c, d, e, f = scene.transform
+    return np.array([[a, b, c], [d, e, f], [0.0, 0.0, 1.0]])
+
+
+def _corrected(mov: Scene, g: np.ndarray) -> Scene:
+    """``mov`` whose geotransform puts file pixel centre ``p`` where it put ``g(p)``."""
+    half = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre -> corner convention
+    t = _matrix(mov) @ half @ g @ np.linalg.inv(half)
+    return dataclasses.replace(mov, transform=tuple(float(v) for v in t[:2].ravel()))
+
+
+def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_side: int = 832,
+                  min_inliers: int = COARSE_MIN_INLIERS,
+                  margin: float = 0.5) -> tuple[Scene, dict[str, Any]]:
+    """``mov`` with a geotransform corrected by matching overviews of both scenes.
+
+    A first pass reads each scene around the other's footprint grown by ``margin``; a second
+    pass around the corrected footprints (grown by 10 %: the two windows then show about the
+    same ground, finer where they are smaller than ``max_side``) refines it, and is kept only
+    when it has ``min_inliers`` too.
+
+    Args:
+        ref: the reference scene.
+        mov: the moving scene (any CRS; the affine is fitted in its own CRS).
+        matcher: a matcher with orientation/scale search (default: the universal matcher with
+            its defaults).
+        max_side: long side of the larger overview in pixels.
+        min_inliers: RANSAC inliers (3 overview pixels) below which no correction is trusted.
+        margin: each scene is read around the other's footprint (as the current
+            georeferencing places it) grown by this share of its larger side on every side
+            (the whole scene when they do not meet): how far off the georeferencing may be.
+
+    Returns:
+        ``(mov with the corrected transform, info)``; ``info`` holds the matches, inliers, the
+        correction as rotation (deg), scale and shift of the scene centre (moving-file pixels),
+        the transform before and after, each pass's windows and overview sizes, the seconds.
+
+    Raises:
+        RegistrationError: too few consistent matches (the scenes may not show the same ground,
+            or the overviews are too coarse for its features).
+    """
+    from xgeo.matcher import load_matcher
+
+    t0 = time.perf_counter()
+    m = matcher or load_matcher("universal")
+    g, first = _one_pass(ref, mov, m, max_side, margin, min_inliers)
+    passes = [first]
+    new = _corrected(mov, g)
+    try:
+        g2, second = _one_pass(ref, new, m, max_side, _TIGHT_MARGIN, min_inliers)
+    except RegistrationError as exc:
+        passes.append({"kept": False, "reason": str(exc)})
+    else:
+        g, new = g @ g2, _corrected(new, g2)
+        passes.append(second)
     c = np.array([(mov.width - 1) / 2.0, (mov.height - 1) / 2.0])
-    shift = g[:, :2] @ c + g[:, 2] - c
+    shift = g[:2, :2] @ c + g[:2, 2] - c
+    last = next(p for p in reversed(passes) if "inliers" in p)
     info = {
-        "matches": len(res), "inliers": n_in, "overview_side": max_side,
+        "matches": last["matches"], "inliers": last["inliers"], "overview_side": max_side,
+        "passes": passes,
         "rotation_deg": round(float(np.degrees(np.arctan2(g[1, 0], g[0, 0]))), 3),
-        "scale": round(float(np.sqrt(abs(np.linalg.det(g[:, :2])))), 5),
+        "scale": round(float(np.sqrt(abs(np.linalg.det(g[:2, :2])))), 5),
         "shift_px": [round(float(shift[0]), 2), round(float(shift[1]), 2)],
         "transform_before": list(mov.transform), "transform_after": list(new.transform),
         "seconds": round(time.perf_counter() - t0, 2),
