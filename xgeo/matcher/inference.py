@@ -36,9 +36,9 @@ optical-thermal pairs, whose warm ground the global stretch squeezes next to col
 (80 -> 86 % / 88 -> 96 % on two seeds), but costs the speckled S2/S1 pairs (10 -> 2 % / 12 -> 6 %).
 So the default, ``equalize="auto"``, matches as the inputs are and reruns only the pairs whose
 search had no clear winner on CLAHE-equalised inputs, keeping whichever result holds together
-better (:meth:`UniversalMatcher._contrast_variant`): on the real suite it picked the better of the
-two on every pair but one of 600 (two seeds), optical-thermal 74 -> 84 % / 86 -> 96 %, S2/S1
-unchanged, synthetic suite 38 -> 41 %.
+better (:meth:`UniversalMatcher._contrast_variant`): where the two disagreed at 10 px (21 of
+600 real pairs, two seeds) it ended right on all but two (a near-tie, and a clear search that is
+not rerun); optical-thermal 74 -> 84 % / 86 -> 96 %, S2/S1 unchanged, synthetic suite 38 -> 41 %.
 """
 
 from __future__ import annotations
@@ -660,7 +660,8 @@ class UniversalMatcher(Matcher):
         speckled SAR CLAHE amplifies the speckle: neither contrast suits every pair, and the
         pair's own rematch consistency tells which one found the ground. Real suite (seed 0,
         the same pairs): optical-thermal SR@10 74 -> 84 %, image-map 96 -> 98 %, the others
-        within one pair; about 1.7x the time on the pairs it reruns (unclear searches only).
+        within one pair; 1.8-2.0x the time per pair over the suites (the rerun of the ~60 % of
+        pairs whose search is unclear).
         Pairs matched without a search (the pipeline's georeferenced tiles) are not rerun.
         """
         if self.opts["equalize"] != "auto":
