@@ -7,9 +7,9 @@ the moving scene's georeferencing is that far off (or missing parts of it are gu
 universal matcher's orientation and scale search, fits one affine by RANSAC and returns the
 moving :class:`~xgeo.scenes.Scene` with that affine folded into its geotransform. Each scene is
 read around the other's footprint (with a margin) and both at one ground resolution, so a small
-scene inside a large one, or products of different pixel sizes, reach the matcher at scale ~1. Everything
-after (tiles, fit, warp, report) then sees the corrected geotransform, so the final mapping is
-the composition of the two. The file itself is never modified.
+scene inside a large one, or products of different pixel sizes, reach the matcher at scale ~1.
+Everything after (tiles, fit, warp, report) then sees the corrected geotransform, so the final
+mapping is the composition of the two. The file itself is never modified.
 """
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from xgeo.errors import RegistrationError
 from xgeo.matcher.base import Matcher
 from xgeo.modalities import compute_stats, normalise
 from xgeo.scenes import Scene
-from xgeo.tiling._plan import _same_crs, _transformer
+from xgeo.tiling._plan import _same_crs, _transformer, mov_file_to_grid_matrix
+from xgeo.tiling._prepare import footprint_on_grid
 
 __all__ = ["coarse_georef", "COARSE_MIN_INLIERS"]
 
 COARSE_MIN_INLIERS = 12  # RANSAC inliers (3 overview px) needed to trust the coarse affine
 _RANSAC_PX = 3.0  # in overview pixels of the moving scene
+_TIGHT_MARGIN = 0.1  # second pass: windows around the corrected footprint
 
 
 def _window(a: Scene, b: Scene, margin: float) -> tuple[int, int, int, int]:
     """``(x0, y0, w, h)`` of ``a``'s pixels around ``b``'s footprint (as ``a``'s georeferencing
     places it), grown by ``margin`` times its larger side on every side, clipped to ``a``."""
-    from xgeo.tiling._prepare import footprint_on_grid
-
     x0, y0, x1, y1 = footprint_on_grid(a, b)
     if not np.all(np.isfinite([x0, y0, x1, y1])):
         return 0, 0, a.width, a.height
@@ -76,16 +76,11 @@ def _common_factors(ref: Scene, mov: Scene, wr: tuple[int, int, int, int],
     """Shrink factors that put both windows at one ground resolution (the search then sees
     scale 1 between them, whatever the two products' pixel sizes) with the larger overview's
     long side at most ``max_side``; never above native resolution."""
-    from xgeo.tiling._plan import mov_file_to_grid_matrix
-
     m = mov_file_to_grid_matrix(ref, mov)
     mov_px = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))  # one mov pixel in ref pixels
     extent = max(wr[2], wr[3], wm[2] * mov_px, wm[3] * mov_px)  # in ref pixels
     gsd = max(extent / max_side, 1.0, mov_px)  # overview pixel in ref pixels
     return 1.0 / gsd, mov_px / gsd
-
-
-_TIGHT_MARGIN = 0.1  # second pass: windows around the corrected footprint
 
 
 def _one_pass(ref: Scene, mov: Scene, m: Matcher, max_side: int, margin: float,
