@@ -43,10 +43,8 @@ def test_far_off_scene_registers_with_coarse_and_not_without(far_pair, tmp_path:
     with pytest.raises(RegistrationError, match="--coarse"):
         register(ref, mov, None, cfg)
     out, report = tmp_path / "reg.tif", tmp_path / "reg.json"
-    res = CliRunner().invoke(app, ["register", str(ref), str(mov), "-o", str(out), "--report",
-                                   str(report), "--tile-size", "384", "--coarse",
-                                   "--workdir", str(tmp_path / "work")])
-    assert res.exit_code == 0, res.output
+    fitted = register(ref, mov, out, RegisterConfig(tile_size=384, halo=64, coarse=True),
+                      report=report, workdir=tmp_path / "work")
     rep = json.loads(report.read_text())
     c = rep["coarse"]
     # the overview match finds the moving scene's rotation and scale (its correction maps
@@ -61,7 +59,6 @@ def test_far_off_scene_registers_with_coarse_and_not_without(far_pair, tmp_path:
     plan = load_plan(tmp_path / "work" / "tiles.zarr")
     assert json.loads(plan.coarse)["inliers"] == c["inliers"]
     assert TilePlan.from_json(plan.to_json()).to_json() == plan.to_json()
-    fitted = register(ref, mov, None, RegisterConfig(tile_size=384, halo=64, coarse=True))
     err = demo_errors(truth, fitted, (SIZE, SIZE))
     assert err["rmse_px"] < 1.5, err
     with rasterio.open(out) as ds:
@@ -83,6 +80,12 @@ def test_coarse_refuses_scenes_that_do_not_match(far_pair, tmp_path: Path) -> No
                 + np.random.default_rng(0).normal(0, 0.01, (1, SIZE, SIZE)).astype(np.float32))
     with pytest.raises(RegistrationError, match="noise.tif"):
         coarse_georef(open_scene(ref), open_scene(noise, modality="sar"))
+    # through the CLI: a typed error naming the file, exit code 3, no output left behind
+    out = tmp_path / "out.tif"
+    res = CliRunner().invoke(app, ["register", str(ref), str(noise), "-o", str(out),
+                                   "--mov-modality", "sar", "--coarse"])
+    assert res.exit_code == 3 and "coarse alignment" in res.output and "noise.tif" in res.output
+    assert not out.exists()
 
 
 def test_plans_without_a_coarse_stage_keep_their_json() -> None:
