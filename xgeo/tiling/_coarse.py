@@ -29,7 +29,7 @@ from xgeo.errors import RegistrationError
 from xgeo.matcher.base import Matcher
 from xgeo.modalities import compute_stats, normalise
 from xgeo.scenes import Scene
-from xgeo.tiling._plan import _same_crs, _transformer, mov_file_to_grid_matrix
+from xgeo.tiling._plan import _matrix, _same_crs, _transformer, mov_file_to_grid_matrix
 from xgeo.tiling._prepare import footprint_on_grid
 
 __all__ = ["coarse_georef", "COARSE_MIN_INLIERS"]
@@ -112,7 +112,7 @@ def _one_pass(ref: Scene, mov: Scene, m: Matcher, max_side: int, margin: float,
     yr = d * (pr[:, 0] + 0.5) + e * (pr[:, 1] + 0.5) + f
     if not _same_crs(ref.crs, mov.crs):
         xr, yr = (np.asarray(v, np.float64) for v in _transformer(ref.crs, mov.crs).transform(xr, yr))
-    u = np.c_[xr, yr, np.ones(len(xr))] @ np.linalg.inv(_matrix(mov)).T
+    u = np.c_[xr, yr, np.ones(len(xr))] @ np.linalg.inv(_matrix(mov.affine)).T
     truth = u[:, :2] - 0.5
     thr = _RANSAC_PX / min(msx, msy)
     g, inl = cv2.estimateAffine2D(pm.reshape(-1, 1, 2), truth.reshape(-1, 1, 2), method=cv2.RANSAC,
@@ -128,15 +128,10 @@ def _one_pass(ref: Scene, mov: Scene, m: Matcher, max_side: int, margin: float,
         "overview_px": round(1.0 / fr, 3)}  # overview pixel in reference pixels
 
 
-def _matrix(scene: Scene) -> np.ndarray:
-    a, b, c, d, e, f = scene.transform
-    return np.array([[a, b, c], [d, e, f], [0.0, 0.0, 1.0]])
-
-
 def _corrected(mov: Scene, g: np.ndarray) -> Scene:
     """``mov`` whose geotransform puts file pixel centre ``p`` where it put ``g(p)``."""
     half = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre -> corner convention
-    t = _matrix(mov) @ half @ g @ np.linalg.inv(half)
+    t = _matrix(mov.affine) @ half @ g @ np.linalg.inv(half)
     return dataclasses.replace(mov, transform=tuple(float(v) for v in t[:2].ravel()))
 
 
