@@ -126,6 +126,12 @@ def demo(
     model: str = typer.Option("auto", "--model"),
     max_error: float = typer.Option(1.5, "--max-error",
                                     help="exit 1 when the check-point RMSE exceeds this (px)"),
+    rotation: float = typer.Option(0.3, "--rotation", help="injected rotation (deg)"),
+    scale: float = typer.Option(1.002, "--scale", help="injected scale"),
+    shift: str = typer.Option("3.4,-2.7", "--shift", help="injected shift X,Y (px)"),
+    coarse: bool = typer.Option(False, "--coarse",
+                                help="register with the coarse overview stage (try --rotation 30 "
+                                     "--shift 150,-90 with and without it)"),
 ) -> None:
     """Generate a scene pair with a known misregistration, register it, print true vs recovered."""
     from xgeo.geometry import describe_linear
@@ -133,14 +139,19 @@ def demo(
     from xgeo.synth import write_scene_pair
 
     try:
+        try:
+            sx, sy = (float(v) for v in shift.split(","))
+        except ValueError:
+            raise ConfigError(f"--shift {shift!r} must be X,Y in pixels, e.g. 3.4,-2.7") from None
         out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         with console.status(f"generating a {size}x{size} {ref_modality}/{mov_modality} world"):
             truth = write_scene_pair(out_dir, seed, shape=(size, size), ref_modality=ref_modality,
-                                     mov_modality=mov_modality)
+                                     mov_modality=mov_modality, shift_px=(sx, sy),
+                                     rotation_deg=rotation, scale=scale)
         ref_path, mov_path = out_dir / truth.files["ref"], out_dir / truth.files["mov"]
         console.print(f"scenes written in {time.perf_counter() - t0:.1f} s: {ref_path}, {mov_path}")
-        cfg = _config(matcher=matcher, model=model)
+        cfg = _config(matcher=matcher, model=model, coarse=coarse)
         res = run(ref_path, mov_path, out_dir / "registered.tif", cfg,
                   report=out_dir / "report.json", workdir=out_dir / "work", progress=True)
     except XgeoError as exc:
