@@ -148,8 +148,8 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
     Args:
         ref: the reference scene.
         mov: the moving scene (any CRS; the affine is fitted in its own CRS).
-        matcher: a matcher with orientation/scale search (default: the universal matcher with
-            its defaults).
+        matcher: a matcher with orientation/scale search for both passes (default: the
+            universal matcher with its defaults, and without the search for the second pass).
         max_side: long side of the larger overview in pixels.
         min_inliers: RANSAC inliers (3 overview pixels) below which no correction is trusted.
         margin: each scene is read around the other's footprint (as the current
@@ -172,8 +172,10 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
     g, first = _one_pass(ref, mov, m, max_side, margin, min_inliers)
     passes = [first]
     new = _corrected(mov, g)
+    # the first pass left a few degrees at most: the refinement needs no orientation/scale search
+    near = matcher or load_matcher("universal", orientation_search=False, scale_search=False)
     try:
-        g2, second = _one_pass(ref, new, m, max_side, _TIGHT_MARGIN, min_inliers)
+        g2, second = _one_pass(ref, new, near, max_side, _TIGHT_MARGIN, min_inliers)
     except RegistrationError as exc:
         passes.append({"kept": False, "reason": str(exc)})
     else:
