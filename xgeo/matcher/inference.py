@@ -674,8 +674,8 @@ class UniversalMatcher(Matcher):
         alt = variant._batch_gray([grays[i] for i in redo])
         out = list(res)
         for i, m in zip(redo, alt, strict=True):
-            s_none = _verify_score(res[i].points0, res[i].points1, res[i].confidence) if len(res[i]) else 0.0
-            s_clahe = _verify_score(m.points0, m.points1, m.confidence) if len(m) else 0.0
+            s_none = _verify_score(res[i].points0, res[i].points1, res[i].confidence)
+            s_clahe = _verify_score(m.points0, m.points1, m.confidence)
             keep, how = (m, "clahe") if s_clahe > s_none else (res[i], "none")
             seconds = float(res[i].info.get("seconds", 0.0)) + float(m.info.get("seconds", 0.0))
             out[i] = Matches(keep.points0, keep.points1, keep.confidence, {

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -226,12 +226,15 @@ def read_window(scene: Scene, window: Window | tuple[int, int, int, int],
 
 
 def _read_valid(ds: Any, idx: list[int], window: Window | None,
-                out_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """float32 ``(C, h, w)`` with NaN where any GDAL mask says invalid or the value is not finite."""
+                out_shape: tuple[int, int] | None = None,
+                resampling: Resampling | None = None) -> np.ndarray:
+    """float32 ``(C, h, w)`` with NaN where any GDAL mask says invalid or the value is not finite.
+    ``resampling`` (with ``out_shape``) applies to the values; masks are read nearest."""
     kw: dict[str, Any] = {"window": window}
     if out_shape is not None:
         kw["out_shape"] = (len(idx), *out_shape)
-    data = ds.read(idx, out_dtype="float32", **kw)
+    data = ds.read(idx, out_dtype="float32", **kw,
+                   **({"resampling": resampling} if resampling is not None else {}))
     masks = ds.read_masks(idx, **kw)
     data[masks == 0] = np.nan
     data[~np.isfinite(data)] = np.nan

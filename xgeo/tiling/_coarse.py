@@ -27,8 +27,9 @@ from rasterio.windows import Window
 
 from xgeo.errors import RegistrationError
 from xgeo.matcher.base import Matcher
-from xgeo.modalities import compute_stats, normalise
+from xgeo.modalities import NormStats, compute_stats, normalise
 from xgeo.scenes import Scene
+from xgeo.scenes._scene import _read_valid
 from xgeo.tiling._plan import _matrix, _same_crs, _transformer, mov_file_to_grid_matrix
 from xgeo.tiling._prepare import footprint_on_grid
 
@@ -53,21 +54,15 @@ def _window(a: Scene, b: Scene, margin: float) -> tuple[int, int, int, int]:
     return xa, ya, xb - xa, yb - ya
 
 
-def _overview(scene: Scene, win: tuple[int, int, int, int], factor: float) -> tuple[np.ndarray, float, float]:
-    """``win`` of the scene normalised to one band and shrunk by ``factor`` (<= 1):
+def _overview(scene: Scene, stats: NormStats, win: tuple[int, int, int, int],
+              factor: float) -> tuple[np.ndarray, float, float]:
+    """``win`` of the scene normalised to one band (``stats``) and shrunk by ``factor`` (<= 1):
     ``(img, sx, sy)`` with ``sx = overview width / window width`` (and ``sy`` likewise)."""
     x0, y0, w, h = win
-    stats = compute_stats(scene)
     ow, oh = max(8, round(w * factor)), max(8, round(h * factor))
-    idx = list(scene.bands)
     with rasterio.open(scene.path) as ds:
-        window = Window(x0, y0, w, h)
-        data = ds.read(idx, window=window, out_shape=(len(idx), oh, ow), out_dtype="float32",
-                       resampling=Resampling.average)
-        masks = ds.read_masks(idx, window=window, out_shape=(len(idx), oh, ow),
-                              resampling=Resampling.nearest)
-    data[masks == 0] = np.nan
-    data[~np.isfinite(data)] = np.nan
+        data = _read_valid(ds, list(scene.bands), Window(x0, y0, w, h), (oh, ow),
+                           resampling=Resampling.average)
     return normalise(data, stats), ow / w, oh / h
 
 
@@ -83,16 +78,17 @@ def _common_factors(ref: Scene, mov: Scene, wr: tuple[int, int, int, int],
     return 1.0 / gsd, mov_px / gsd
 
 
-def _one_pass(ref: Scene, mov: Scene, m: Matcher, max_side: int, margin: float,
-              min_inliers: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """One overview match: ``(g, stats)``, ``g`` the 3x3 affine (moving-file pixel centres ->
-    where the matched ground puts them under ``mov``'s geotransform)."""
+def _one_pass(ref: Scene, mov: Scene, stats: tuple[NormStats, NormStats], m: Matcher,
+              max_side: int, margin: float, min_inliers: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """One overview match: ``(g, info)``, ``g`` the 3x3 affine (moving-file pixel centres ->
+    where the matched ground puts them under ``mov``'s geotransform); ``stats``: the two
+    scenes' normalisation."""
     # each side around the other's footprint (a small scene inside a large one), at one ground
     # resolution
     wr, wm = _window(ref, mov, margin), _window(mov, ref, margin)
     fr, fm = _common_factors(ref, mov, wr, wm, max_side)
-    img_r, rsx, rsy = _overview(ref, wr, fr)
-    img_m, msx, msy = _overview(mov, wm, fm)
+    img_r, rsx, rsy = _overview(ref, stats[0], wr, fr)
+    img_m, msx, msy = _overview(mov, stats[1], wm, fm)
     res = m.match(img_r, img_m)
     hint = ("the scenes may not show the same ground, or the overviews are too coarse: "
             "register without --coarse, or crop both scenes to their common area")
@@ -169,13 +165,14 @@ def coarse_georef(ref: Scene, mov: Scene, matcher: Matcher | None = None, max_si
 
     t0 = time.perf_counter()
     m = matcher or load_matcher("universal")
-    g, first = _one_pass(ref, mov, m, max_side, margin, min_inliers)
+    stats = (compute_stats(ref), compute_stats(mov))  # once: the windows change, the scenes not
+    g, first = _one_pass(ref, mov, stats, m, max_side, margin, min_inliers)
     passes = [first]
     new = _corrected(mov, g)
     # the first pass left a few degrees at most: the refinement needs no orientation/scale search
     near = matcher or load_matcher("universal", orientation_search=False, scale_search=False)
     try:
-        g2, second = _one_pass(ref, new, near, max_side, _TIGHT_MARGIN, min_inliers)
+        g2, second = _one_pass(ref, new, stats, near, max_side, _TIGHT_MARGIN, min_inliers)
     except RegistrationError as exc:
         passes.append({"kept": False, "reason": str(exc)})
     else:
