@@ -61,7 +61,8 @@ def _config_file(train_config: dict[str, Any], preset: str) -> str:
 
 
 def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None = None,
-           extra: dict[str, Any] | None = None, pick_threshold: bool = False) -> Path:
+           extra: dict[str, Any] | None = None, pick_threshold: bool = False,
+           half: bool = False) -> Path:
     """Write shipped weights and model card from a run's checkpoint.
 
     Returns:
@@ -131,7 +132,7 @@ def export(ckpt: str | Path, out_dir: str | Path, eval_json: str | Path | None =
     else:
         card.setdefault("inference", {})["fine_local"] = fine_local
     out = Path(out_dir) / f"universal_{net.cfg.preset}.safetensors"
-    return save_weights(net, out, card)
+    return save_weights(net, out, card, torch.float16 if half else None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bench-json", default=None, help="bench_matcher.py --json output to include")
     ap.add_argument("--pick-threshold", action="store_true",
                     help="choose the inference threshold on held-out synthetic pairs")
+    ap.add_argument("--half", action="store_true",
+                    help="store the weights as float16 (half the file; loading casts to float32)")
     a = ap.parse_args(argv)
     extra = {"benchmark": json.loads(Path(a.bench_json).read_text())} if a.bench_json else None
-    print(export(a.ckpt, a.out, a.eval_json, extra, a.pick_threshold))
+    print(export(a.ckpt, a.out, a.eval_json, extra, a.pick_threshold, a.half))
 
 
 if __name__ == "__main__":

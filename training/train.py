@@ -227,11 +227,13 @@ def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2,
 
     was = net.training
     net.eval()
+    dev = next(net.parameters()).device
     n, prec, epe, errs = [], [], [], []
     for pr in pairs:
         b = make_batch([pr])
-        r = net.match(b["img0"], b["img1"], threshold, fine_local=fine_local)
-        p0, p1 = r.points0.numpy(), r.points1.numpy()
+        with torch.no_grad():
+            r = net.match(b["img0"].to(dev), b["img1"].to(dev), threshold, fine_local=fine_local)
+        p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
         n.append(len(p0))
         if len(p0):
             flow = np.asarray(pr.flow_0to1)

@@ -53,15 +53,16 @@ def dual_softmax(
     Returns:
         ``(B, L0, L1)`` float32 confidences in ``[0, 1]``.
     """
-    sim = similarity(f0.float(), f1.float(), temperature)
-    if mask0 is not None or mask1 is not None:
-        m = torch.ones_like(sim, dtype=torch.bool)
-        if mask0 is not None:
-            m = m & mask0[:, :, None]
-        if mask1 is not None:
-            m = m & mask1[:, None, :]
-        sim = sim.masked_fill(~m, _NEG)
-    return sim.softmax(1) * sim.softmax(2)
+    with torch.autocast(f0.device.type, enabled=False):  # float32 logits under bf16 training
+        sim = similarity(f0.float(), f1.float(), temperature)
+        if mask0 is not None or mask1 is not None:
+            m = torch.ones_like(sim, dtype=torch.bool)
+            if mask0 is not None:
+                m = m & mask0[:, :, None]
+            if mask1 is not None:
+                m = m & mask1[:, None, :]
+            sim = sim.masked_fill(~m, _NEG)
+        return sim.softmax(1) * sim.softmax(2)
 
 
 @torch.no_grad()

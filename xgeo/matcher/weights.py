@@ -59,13 +59,17 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
-def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any]) -> Path:
+def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any],
+                 dtype: torch.dtype | None = None) -> Path:
     """Write ``model``'s state dict as safetensors and ``card`` as JSON beside it.
 
     Args:
         model: a :class:`~xgeo.matcher.model.UniversalMatcherNet` (not fused).
         path: target ``.safetensors`` path.
         card: model card; ``config`` and ``n_parameters`` are filled in if missing.
+        dtype: store floating-point tensors in this dtype (``torch.float16`` halves the file;
+            loading casts back to the model's float32); None keeps them as they are. Recorded
+            in the card as ``storage_dtype``.
 
     Returns:
         the weights path.
@@ -77,6 +81,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
         raise WeightsError(f"{p}: weights must be saved as .safetensors")
     p.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     cfg: MatcherConfig = model.cfg  # type: ignore[assignment]
     meta = {"preset": cfg.preset, "config": json.dumps(cfg.to_dict())}
     tmp = p.with_suffix(".tmp")
@@ -86,6 +92,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     card.setdefault("preset", cfg.preset)
     card.setdefault("config", cfg.to_dict())
     card.setdefault("n_parameters", int(sum(v.numel() for v in model.parameters())))
+    card["storage_dtype"] = str(dtype or torch.float32).removeprefix("torch.")
     card_path(p).write_text(json.dumps(_finite(card), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return p
 

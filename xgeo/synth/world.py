@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from rasterio.transform import Affine
+from affine import Affine
 
 from xgeo.errors import ConfigError
 from xgeo.synth._noise import chaikin, fractal_noise, gaussian_blur, smooth_noise
