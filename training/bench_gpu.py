@@ -11,7 +11,9 @@ batch), all in one run:
   supported) at each batch size, with ``float32`` at batch 1 as the baseline the ratios are
   taken against;
 * **end to end**: ``UniversalMatcher.match_batch`` (host arrays in, :class:`Matches` out: the
-  pipeline's call for a batch of tiles, one pass, no search) at batch sizes 8 and 64.
+  pipeline's call for a batch of tiles, one pass, no search) at batch sizes 8 and 64, the
+  latter also with the per-pair host work on one thread (``host_threads=1``) instead of the
+  CUDA default.
 
 Peak memory is ``torch.cuda.max_memory_allocated`` of each configuration. Weights: the shipped
 ones of the preset, else ``--weights``, else random initialisation (reported: a random network
@@ -86,7 +88,11 @@ def bench_preset(preset: str, batches: list[int], repeats: int, size: int = 512,
     pairs = _pairs(8, size)
     a = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
     b = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
-    threshold = 0.2
+    from xgeo.matcher.weights import read_card, shipped_weights_path
+
+    card = read_card(weights or shipped_weights_path(preset)) if not source.startswith("random") else {}
+    threshold = float(card.get("inference", {}).get("threshold", 0.2))  # as the matcher runs it
+    fine_local = int(card.get("inference", {}).get("fine_local", 0))
     rows: list[dict[str, Any]] = []
 
     def run(bs: int, autocast: bool) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def bench_preset(preset: str, batches: list[int], repeats: int, size: int = 512,
 
         def once() -> None:
             with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
-                r = net.match(x0, x1, threshold)
+                r = net.match(x0, x1, threshold, fine_local=fine_local)
             n_matches.append(int(r.b_ids.numel()))
 
         torch.cuda.empty_cache()
@@ -120,19 +126,21 @@ def bench_preset(preset: str, batches: list[int], repeats: int, size: int = 512,
         if "pairs_per_s" in r:
             r["x_vs_fp32_batch1"] = r["pairs_per_s"] / base["pairs_per_s"]
     e2e = []
-    for bs in (8, 64):
+    for bs, host in ((8, None), (64, 1), (64, None)):
         opts: dict[str, Any] = {"weights": weights} if weights else {}
         if source.startswith("random"):
             break  # the matcher API loads trained weights only
         m = xgeo.load_matcher("universal", orientation_search=False, scale_search=False,
-                              two_pass=False, equalize="none", batch_size=bs, preset=preset, **opts)
+                              two_pass=False, equalize="none", batch_size=bs, preset=preset,
+                              host_threads=host, **opts)
         many = [pairs[k % 8] for k in range(bs)]
         torch.cuda.reset_peak_memory_stats()
         sec = _timed(lambda m=m, many=many: m.match_batch(many), max(3, repeats // 3))
-        e2e.append({"batch": bs, "pairs_per_s": bs / sec,
+        e2e.append({"batch": bs, "host_threads": m._host_threads, "pairs_per_s": bs / sec,
                     "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30})
     n_par = sum(p.numel() for p in net.parameters())
-    return {"preset": preset, "weights": source, "parameters": n_par, "network": rows,
+    return {"preset": preset, "weights": source, "parameters": n_par, "threshold": threshold,
+            "network": rows,
             "match_batch": e2e}
 
 
@@ -184,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"  x{row['x_vs_fp32_batch1']:6.2f} vs fp32 batch 1   peak {row['peak_mem_gib']:6.2f} GiB"
                   f"  {row['matches_per_pair']:7.0f} matches/pair")
         for row in r["match_batch"]:
-            print(f"  match_batch({row['batch']}) end to end: {row['pairs_per_s']:9.1f} pairs/s"
+            print(f"  match_batch({row['batch']}), {row['host_threads']} host threads, end to end:"
+                  f" {row['pairs_per_s']:9.1f} pairs/s"
                   f"   peak {row['peak_mem_gib']:6.2f} GiB")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))

@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,8 @@ _DEFAULTS: dict[str, Any] = {
     "equalize": "auto",  # input contrast: "none" | "hist" | "clahe" | "auto" (none; clahe too if unclear)
     "verify": 3,  # with two_pass: no clear search winner -> the top N hypotheses each get a rematch
     "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
+    "host_threads": None,  # match_batch's per-pair host work (scaling, filling, mapping back);
+    # None = min(8, CPUs) on CUDA (the host work bounds a GPU's throughput), 1 on CPU
 }
 
 
@@ -280,7 +284,7 @@ class UniversalMatcher(Matcher):
             ``orientation_search``, ``orientations``, ``scale_search``, ``max_side``,
             ``search_side``, ``threshold``, ``num_threads``, ``autocast``, ``batch_size``,
             ``max_matches``, ``two_pass``, ``rematches``, ``verify``, ``equalize``,
-            ``fine_local``). Unknown keys raise :class:`ConfigError`.
+            ``fine_local``, ``host_threads``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
         WeightsError: no shipped weights yet, or a weights file that is not safetensors.
@@ -328,6 +332,11 @@ class UniversalMatcher(Matcher):
             raise ConfigError(f"equalize={o['equalize']!r} must be one of {', '.join(_EQUALIZE)}")
         if not (1 <= int(o["verify"]) <= 24):
             raise ConfigError(f"verify={o['verify']} must be in [1, 24]")
+        ht = o["host_threads"]
+        if ht is not None and not (1 <= int(ht) <= 64):
+            raise ConfigError(f"host_threads={ht} must be in [1, 64] (or None)")
+        self._host_threads = int(ht) if ht is not None else (
+            min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 1)
         with self.weights_path.open("rb") as fh:
             self.weights_sha256 = hashlib.sha256(fh.read()).hexdigest()
         self._autocast = _autocast_for(self.device, bool(o["autocast"]))
@@ -618,12 +627,20 @@ class UniversalMatcher(Matcher):
         Returns:
             one :class:`Matches` per pair, in order.
         """
-        return self._batch_gray([(as_gray(x), as_gray(y)) for x, y in pairs])
+        return self._batch_gray(self._host_map(lambda p: (as_gray(p[0]), as_gray(p[1])), pairs))
+
+    def _host_map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, on ``host_threads`` threads (numpy and OpenCV release the
+        GIL): on a GPU the per-pair host work, not the network, bounds ``match_batch``."""
+        if self._host_threads <= 1 or len(items) < 2:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(min(self._host_threads, len(items))) as ex:
+            return list(ex.map(fn, items))
 
     def _batch_gray(self, grays: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[Matches]:
         """:meth:`match_batch` for float32 gray pairs in [0, 1] (NaN invalid)."""
         ms = int(self.opts["max_side"])
-        prepared = [(self._prep(x, ms), self._prep(y, ms)) for x, y in grays]
+        prepared = self._host_map(lambda g: (self._prep(g[0], ms), self._prep(g[1], ms)), grays)
         out: list[list[Matches] | None] = [None] * len(prepared)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, (a, b) in enumerate(prepared):
@@ -643,9 +660,12 @@ class UniversalMatcher(Matcher):
                     [prepared[i][0].cell_valid for i in chunk], [prepared[i][1].cell_valid for i in chunk],
                 )
                 dt = (time.perf_counter() - t) / len(chunk)
-                for i, r in zip(chunk, res, strict=True):
-                    info = {"rotation_deg": 0, "seconds": dt, "matcher": self.describe()}
-                    out[i] = [self._finish(prepared[i][0], prepared[i][1], 0, *r, info)]
+                desc = self.describe()
+                done = self._host_map(lambda ir, dt=dt, desc=desc: self._finish(
+                    prepared[ir[0]][0], prepared[ir[0]][1], 0, *ir[1],
+                    {"rotation_deg": 0, "seconds": dt, "matcher": desc}), list(zip(chunk, res, strict=True)))
+                for i, m in zip(chunk, done, strict=True):
+                    out[i] = [m]
         res = self._second_passes(grays, [c if c is not None else [Matches.empty()] for c in out])
         return self._contrast_variant(grays, res)
 

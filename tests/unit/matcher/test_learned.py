@@ -224,6 +224,24 @@ def test_match_batch_equals_match(random_weights: str) -> None:
     assert m.describe()["name"] == "universal"
 
 
+def test_match_batch_host_threads_change_nothing_but_speed(random_weights: str) -> None:
+    rng = np.random.default_rng(2)
+    pairs = [(rng.random((64, 64)).astype(np.float32), rng.random((64, 64)).astype(np.float32))
+             for _ in range(5)]
+    one = UniversalMatcher(weights=random_weights, threshold=0.0, orientation_search=False,
+                           host_threads=1, batch_size=2)
+    four = UniversalMatcher(weights=random_weights, threshold=0.0, orientation_search=False,
+                            host_threads=4, batch_size=2)
+    assert one._host_threads == 1 and four._host_threads == 4
+    assert UniversalMatcher(weights=random_weights, device="cpu")._host_threads == 1  # CPU default
+    for r, q in zip(one.match_batch(pairs), four.match_batch(pairs), strict=True):
+        np.testing.assert_array_equal(r.points0, q.points0)
+        np.testing.assert_array_equal(r.points1, q.points1)
+    for bad in (0, 65):
+        with pytest.raises(ConfigError, match="host_threads"):
+            UniversalMatcher(weights=random_weights, host_threads=bad)
+
+
 def test_orientation_score_prefers_geometric_consistency() -> None:
     from xgeo.matcher.inference import _orientation_score
 
