@@ -131,6 +131,24 @@ def test_weights_roundtrip_and_refusals(tmp_path, random_weights: str) -> None:
         build_model(tmp_path / "missing.safetensors")
 
 
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path, random_weights: str) -> None:
+    import json
+
+    from xgeo.matcher.weights import save_weights
+
+    net = build_model(random_weights)
+    full = save_weights(net, tmp_path / "full.safetensors", {})
+    half = save_weights(net, tmp_path / "half.safetensors", {}, dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert json.loads(half.with_suffix(".json").read_text())["storage_dtype"] == "float16"
+    back = build_model(half)
+    for k, v in back.state_dict().items():
+        ref = net.state_dict()[k]
+        assert v.dtype == ref.dtype, k
+        if v.is_floating_point():
+            torch.testing.assert_close(v, ref, atol=2e-3, rtol=1e-3)
+
+
 def test_unknown_option_raises(random_weights: str) -> None:
     with pytest.raises(ConfigError, match="Unknown option"):
         UniversalMatcher(weights=random_weights, colour=True)
