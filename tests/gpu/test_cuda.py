@@ -44,7 +44,8 @@ def test_matcher_picks_cuda_and_mixed_precision_and_meets_the_1px_bar() -> None:
     m = xgeo.load_matcher(orientation_search=False)
     assert m.device.type == "cuda"
     assert m.describe()["precision"] in ("bfloat16", "float16")
-    assert _corner_error(m.match(_pair().img0, _pair().img1), _pair()) < 1.0
+    p = _pair()
+    assert _corner_error(m.match(p.img0, p.img1), p) < 1.0
 
 
 def test_cuda_float32_and_cpu_agree_on_the_known_pair() -> None:
