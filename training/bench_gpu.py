@@ -37,15 +37,11 @@ from xgeo.errors import ConfigError
 
 
 def _pairs(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from xgeo.synth import make_pair
+    """The CPU benchmark's pairs (:mod:`training.bench_matcher`), invalid pixels set to 0 for
+    the bare network."""
+    from training.bench_matcher import _pairs as bench_pairs
 
-    out = []
-    for k in range(n):
-        p = make_pair(70_000_000 + k, size=size, mod0="optical", mod1="sar", max_rotation_deg=20.0,
-                      scale_range=(0.9, 1.1))
-        out.append((np.nan_to_num(np.asarray(p.img0, np.float32)),
-                    np.nan_to_num(np.asarray(p.img1, np.float32))))
-    return out
+    return [(np.nan_to_num(a), np.nan_to_num(b)) for a, b in bench_pairs(n, size)]
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> float:
