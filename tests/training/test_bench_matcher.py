@@ -23,3 +23,16 @@ def test_bench_reports_every_configuration() -> None:
             "universal (one pass, the 8 pairs one by one)",
             "universal.match_batch(8) (one pass)"} <= set(res)
     assert all(v > 0 for v in res.values())
+
+
+def test_gpu_bench_names_the_cpu_bench_where_there_is_no_cuda(monkeypatch) -> None:
+    import torch
+
+    from training import bench_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="training.bench_matcher"):
+        bench_gpu.main([])
+    pairs = bench_gpu._pairs(2, 64)  # the CPU bench's pairs, NaN-free for the bare network
+    assert len(pairs) == 2 and all(a.shape == (64, 64) for pair in pairs for a in pair)
+    assert all(bool((a == a).all()) for pair in pairs for a in pair)
