@@ -476,7 +476,7 @@ def finish_report(
         extra={"config": cfg.to_dict(), "config_sha256": cfg.sha256, "tiles": tiles_info,
                "mov_to_ref_pixel_approx": mov_to_ref_pixel_approx(plan, fit).tolist(),
                "weights_version": weights_version(cfg.matcher),
-               **({"coarse": json.loads(plan.coarse)} if getattr(plan, "coarse", "") else {})},
+               **({"coarse": json.loads(plan.coarse)} if plan.coarse else {})},
     )
     n_tp, n_in = int(report.get("n_tiepoints") or 0), int(report.get("n_inliers") or 0)
     report["inlier_ratio"] = n_in / n_tp if n_tp else 0.0

@@ -30,7 +30,7 @@ from xgeo.matcher.base import Matcher
 from xgeo.modalities import NormStats, compute_stats, normalise
 from xgeo.scenes import Scene
 from xgeo.scenes._scene import _read_valid
-from xgeo.tiling._plan import _matrix, _same_crs, _transformer, mov_file_to_grid_matrix
+from xgeo.tiling._plan import _HALF, _HALF_INV, _matrix, grid_to_mov_file, mov_file_to_grid_matrix
 from xgeo.tiling._prepare import footprint_on_grid
 
 __all__ = ["coarse_georef", "COARSE_MIN_INLIERS"]
@@ -101,15 +101,8 @@ def _one_pass(ref: Scene, mov: Scene, stats: tuple[NormStats, NormStats], m: Mat
                    wr[1] + (res.points0[:, 1] + 0.5) / rsy - 0.5], 1)
     pm = np.stack([wm[0] + (res.points1[:, 0] + 0.5) / msx - 0.5,
                    wm[1] + (res.points1[:, 1] + 0.5) / msy - 0.5], 1)
-    # where the matched ground lies (ref CRS), in the moving CRS, in moving-file pixels of the
-    # current geotransform
-    a, b, c, d, e, f = ref.transform
-    xr = a * (pr[:, 0] + 0.5) + b * (pr[:, 1] + 0.5) + c
-    yr = d * (pr[:, 0] + 0.5) + e * (pr[:, 1] + 0.5) + f
-    if not _same_crs(ref.crs, mov.crs):
-        xr, yr = (np.asarray(v, np.float64) for v in _transformer(ref.crs, mov.crs).transform(xr, yr))
-    u = np.c_[xr, yr, np.ones(len(xr))] @ np.linalg.inv(_matrix(mov.affine)).T
-    truth = u[:, :2] - 0.5
+    # where the matched ground lies, in moving-file pixels of the current geotransform
+    truth = grid_to_mov_file(ref, mov, pr)
     thr = _RANSAC_PX / min(msx, msy)
     g, inl = cv2.estimateAffine2D(pm.reshape(-1, 1, 2), truth.reshape(-1, 1, 2), method=cv2.RANSAC,
                                   ransacReprojThreshold=thr, confidence=0.9999, maxIters=5000)
@@ -126,8 +119,7 @@ def _one_pass(ref: Scene, mov: Scene, stats: tuple[NormStats, NormStats], m: Mat
 
 def _corrected(mov: Scene, g: np.ndarray) -> Scene:
     """``mov`` whose geotransform puts file pixel centre ``p`` where it put ``g(p)``."""
-    half = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre -> corner convention
-    t = _matrix(mov.affine) @ half @ g @ np.linalg.inv(half)
+    t = _matrix(mov.affine) @ _HALF @ g @ _HALF_INV  # pixel centres -> corner convention
     return dataclasses.replace(mov, transform=tuple(float(v) for v in t[:2].ravel()))
 
 
