@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,17 +44,15 @@ def _pairs(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> float:
-    """Median seconds of ``fn`` after two warm-up calls, with the GPU synchronised."""
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    """Median seconds of ``fn`` with the GPU synchronised after each call (the CPU bench's
+    timer, :func:`training.bench_matcher._time`, which warms up once first)."""
+    from training.bench_matcher import _time
+
+    def synced() -> None:
         fn()
         torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+
+    return _time(synced, repeats)
 
 
 def _network(preset: str, weights: str | None) -> tuple[torch.nn.Module, str]:
