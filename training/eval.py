@@ -530,6 +530,9 @@ def run_eval(
     threshold: float | None = None,
     search_side: int | None = None,
     options: dict[str, Any] | None = None,
+    max_rotation_deg: float = 180.0,
+    scale_range: tuple[float, float] = (0.7, 1.4),
+    crop: int = 384,
 ) -> dict[str, Any]:
     """Evaluate matchers on the chosen suites (the function behind ``python -m training.eval``).
 
@@ -553,6 +556,8 @@ def run_eval(
             search at full size, as before this option).
         options: further universal-matcher options (``xgeo.matcher.inference``), e.g.
             ``{"verify": 3}``; they override the ones above.
+        max_rotation_deg, scale_range, crop: the real suite's geometry (:func:`real_suite`;
+            the defaults are the issue's protocol: rotation 0-180 deg, scale 0.7-1.4, 384 px).
 
     Returns:
         ``{suite: evaluate(...) result, "methods": [...], "seconds": float}``.
@@ -614,7 +619,8 @@ def run_eval(
     t = time.perf_counter()
     res: dict[str, Any] = {"methods": list(methods)}
     for s in suites:
-        pairs = real_suite(real_root, n_real, seed) if s == "real" else synthetic_suite(n_synth, seed=50_000_000 + seed)
+        pairs = (real_suite(real_root, n_real, seed, crop, max_rotation_deg, tuple(scale_range))
+                 if s == "real" else synthetic_suite(n_synth, seed=50_000_000 + seed))
         if pair_types and s == "real":
             pairs = [p for p in pairs if any(k.lower() in p.pair_type.lower() for k in pair_types)]
             if not pairs:
@@ -764,6 +770,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="universal-matcher option (repeatable; value parsed as JSON), "
                          "e.g. --option verify=3")
     ap.add_argument("--real-root", default=str(DEFAULT_REAL))
+    ap.add_argument("--max-rotation", type=float, default=180.0, metavar="DEG",
+                    help="real suite: rotation drawn in [-DEG, DEG] (default 180, the protocol's)")
+    ap.add_argument("--scale-range", default="0.7,1.4", metavar="LO,HI",
+                    help="real suite: scale drawn log-uniformly in [LO, HI] (default 0.7,1.4)")
+    ap.add_argument("--crop", type=int, default=384,
+                    help="real suite: side of the crops in px (default 384; smaller images keep their size)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fine-local", type=int, default=None,
                     help="fine readout radius of the universal matcher (default: the weights' card)")
@@ -780,6 +792,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="also draw success rate against error threshold per pair type")
     a = ap.parse_args(argv)
     from xgeo.cli import matcher_options
+
+    try:
+        lo, hi = (float(x) for x in a.scale_range.split(","))
+    except ValueError:
+        ap.error(f"--scale-range {a.scale_range!r}: expected LO,HI, e.g. 0.9,1.1")
+    if not (0 < lo <= hi) or not (0 <= a.max_rotation <= 180) or a.crop < 64:
+        ap.error("real-suite geometry out of range: need 0 < LO <= HI, 0 <= --max-rotation <= 180 "
+                 "and --crop >= 64")
 
     options = dict(matcher_options(a.option))
     if a.threads:
@@ -799,7 +819,8 @@ def main(argv: list[str] | None = None) -> None:
                        seed=a.seed, out=a.out,
                        fine_local=a.fine_local, pair_types=a.pair_type,
                        scale_search=not a.no_scale_search, search_side=a.search_side,
-                       options=options)
+                       options=options, max_rotation_deg=a.max_rotation,
+                       scale_range=(lo, hi), crop=a.crop)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
         if a.out:

@@ -182,3 +182,29 @@ def test_synthetic_suite_truth_is_affine() -> None:
     p0 = np.random.default_rng(0).uniform(0, 95, (50, 2))
     p1 = p0 @ h[:2, :2].T + h[:2, 2]
     assert corner_error(fit_affine(p0, p1), pairs[0].H_0to1, (96, 96)) < 1e-3
+
+
+def test_real_suite_geometry_options(real_data) -> None:
+    # --max-rotation / --scale-range / --crop: an upright suite draws translations only, and a
+    # larger crop keeps each image's own size where it is smaller
+    from training.eval import real_suite
+
+    pairs = real_suite(real_data, 1, max_rotation_deg=0.0, scale_range=(1.0, 1.0), crop=700)
+    for p in pairs:
+        h = p.H_0to1 / p.H_0to1[2, 2]
+        assert np.allclose(h[:2, :2], np.eye(2)), (p.pair_type, h)
+        assert p.img0.shape[0] == p.img0.shape[1] <= 700
+    sides = {p.pair_type: p.img0.shape[0] for p in pairs}
+    # the 120 px Sentinel patches enter the suite upsampled 3x (real_sources)
+    assert sides["optical-infrared (CFOG)"] == 700 and sides["optical-SAR (S2 B08 / S1 VV)"] == 360
+
+
+@pytest.mark.parametrize("args", [["--scale-range", "2"], ["--scale-range", "1.2,0.8"],
+                                  ["--max-rotation", "200"], ["--crop", "10"]])
+def test_cli_rejects_bad_suite_geometry(args, capsys) -> None:
+    from training.eval import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--suite", "real", *args])
+    assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
