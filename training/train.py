@@ -27,6 +27,7 @@ import os
 import platform
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import nn
 
 from training.augment import AugmentConfig, augment_pair
 from training.losses import coarse_focal_loss, coarse_nll_loss, fine_l2_loss, fine_window_ce
@@ -302,6 +304,40 @@ def _init_weights(tr: dict[str, Any]) -> Path | None:
     return None
 
 
+def _freeze(net: nn.Module, trainable: Sequence[str] | None) -> list[nn.Module]:
+    """``train.trainable``: train only the parameters whose names start with one of these
+    prefixes (e.g. ``[fpn, fine_scale]``: the fine stage on a frozen encoder); None = all.
+
+    Returns:
+        the submodules left without a trainable parameter: they stay in eval mode during
+        training (their BatchNorm statistics frozen too).
+
+    Raises:
+        ConfigError: a prefix that names no parameter, or one that leaves nothing to train.
+    """
+    if trainable is None:
+        return []
+    prefixes = [str(t) for t in ([trainable] if isinstance(trainable, str) else trainable)]
+    names = [n for n, _ in net.named_parameters()]
+    bad = [t for t in prefixes if not any(n.startswith(t) for n in names)]
+    if bad or not prefixes:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise ConfigError(f"train.trainable {bad or prefixes}: no parameter starts with that; "
+                          f"the network's parts are {tops}")
+    for n, q in net.named_parameters():
+        q.requires_grad_(any(n.startswith(t) for t in prefixes))
+    return [m for name, m in net.named_modules()
+            if name and any(True for _ in m.parameters())
+            and not any(q.requires_grad for q in m.parameters())]
+
+
+def _train_mode(net: nn.Module, frozen: Sequence[nn.Module]) -> None:
+    """Training mode, except the frozen parts (see :func:`_freeze`)."""
+    net.train()
+    for m in frozen:
+        m.eval()
+
+
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict (steps, best metrics, paths).
 
@@ -321,7 +357,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
     dev = _device(str(tr.get("device", "auto")))
     mcfg = dict(cfg.model)
     net = UniversalMatcherNet(get_config(mcfg.pop("preset", "tiny"), **mcfg)).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=float(tr.get("lr", 2e-3)),
+    frozen = _freeze(net, tr.get("trainable"))
+    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad],
+                            lr=float(tr.get("lr", 2e-3)),
                             weight_decay=float(tr.get("weight_decay", 0.01)))
     bs = int(tr.get("batch_size", 4))
     max_steps = int(tr.get("max_steps", 1000))
@@ -401,7 +439,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
         if not quiet:
             print(f"[val] step {step} {json.dumps(met)} score {score:.3f}{' *best*' if rec.get('best') else ''}", flush=True)
 
-    net.train()
+    _train_mode(net, frozen)
     agg: dict[str, float] = {}
     n_agg = 0
     it = iter(loader)
@@ -420,7 +458,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
                                     int(tr.get("fine_local", 0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([q for q in net.parameters() if q.requires_grad], 1.0)
         opt.step()
         step += 1
         for k, v in sc.items():
@@ -440,6 +478,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
             agg, n_agg, tstep = {}, 0, time.time()
         if step % val_every == 0:
             run_val()
+            _train_mode(net, frozen)
         if time.time() - last_ckpt > ckpt_every:
             save_last()
             last_ckpt = time.time()

@@ -135,3 +135,28 @@ def test_second_stage_starts_from_first_and_card_carries_fine_readout(tmp_path: 
     bad = T.load_config(TINY, init_from=str(tmp_path / "missing.safetensors"), out_dir=str(second))
     with pytest.raises(T.ConfigError, match="init_from"):
         T.train(bad, quiet=True)
+
+
+def test_trainable_trains_the_fine_stage_alone(tmp_path: Path) -> None:
+    # train.trainable: the named parts move, everything else (BatchNorm statistics included)
+    # stays bit-exactly as initialised
+    first = tmp_path / "stage1"
+    cfg1 = T.load_config(TINY, max_steps=1, out_dir=str(first), workers=0, val_every_steps=100,
+                         log_every_steps=1, threads=0)
+    cfg1.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg1, quiet=True)
+    before = build_model(first / "best.safetensors").state_dict()
+    second = tmp_path / "fine"
+    cfg2 = T.load_config(TINY, max_steps=4, out_dir=str(second), workers=0, val_every_steps=2,
+                         log_every_steps=1, threads=0, lr=1e-2, warmup_steps=0,
+                         init_from=str(first / "best.safetensors"),
+                         trainable=["fpn", "fine_scale"])
+    cfg2.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg2, quiet=True)
+    after = torch.load(second / "last.pt", weights_only=True)["model"]
+    moved = {k for k, v in before.items() if not torch.equal(v, after[k])}
+    assert moved and all(k.startswith(("fpn.", "fine_scale")) for k in moved), sorted(moved)[:5]
+    assert any(k.startswith("fpn.") for k in moved)
+    bad = T.load_config(TINY, out_dir=str(tmp_path / "bad"), trainable=["decoder"])
+    with pytest.raises(T.ConfigError, match="backbone"):
+        T.train(bad, quiet=True)
