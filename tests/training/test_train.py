@@ -160,3 +160,18 @@ def test_trainable_trains_the_fine_stage_alone(tmp_path: Path) -> None:
     bad = T.load_config(TINY, out_dir=str(tmp_path / "bad"), trainable=["decoder"])
     with pytest.raises(T.ConfigError, match="backbone"):
         T.train(bad, quiet=True)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "training" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    # a recipe in the repo must at least parse, name a preset and, where it freezes parts, name
+    # parts that exist
+    cfg = T.load_config(path)
+    mcfg = dict(cfg.model)
+    net = UniversalMatcherNet(get_config(mcfg.pop("preset", "tiny"), **mcfg))
+    frozen = T._freeze(net, cfg.train.get("trainable"))
+    assert any(q.requires_grad for q in net.parameters())
+    assert bool(frozen) == ("trainable" in cfg.train)
+    assert set(cfg.data.get("modalities", [])) <= {"optical", "thermal", "sar", "night", "dem",
+                                                   "map", "depth"}
