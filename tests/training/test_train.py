@@ -107,15 +107,20 @@ def test_unknown_config_section(tmp_path: Path) -> None:
         T.load_config(p)
 
 
+def _one_step_stage(out: Path) -> Path:
+    """A first stage of one step on 128 px pairs (its run folder)."""
+    cfg = T.load_config(TINY, max_steps=1, out_dir=str(out), workers=0, val_every_steps=100,
+                        log_every_steps=1, threads=0)
+    cfg.data.update(size=128, val_pairs=1, val_size=128)
+    T.train(cfg, quiet=True)
+    return out
+
+
 def test_second_stage_starts_from_first_and_card_carries_fine_readout(tmp_path: Path) -> None:
     import xgeo
     from training.export import export
 
-    first = tmp_path / "stage1"
-    cfg1 = T.load_config(TINY, max_steps=1, out_dir=str(first), workers=0, val_every_steps=100,
-                         log_every_steps=1, threads=0)
-    cfg1.data.update(size=128, val_pairs=1, val_size=128)
-    T.train(cfg1, quiet=True)
+    first = _one_step_stage(tmp_path / "stage1")
     w1 = dict(build_model(first / "best.safetensors").named_parameters())
     # stage 2 at lr 0 from stage 1's best weights: its parameters are stage 1's (norm running
     # statistics still move in train mode)
@@ -140,11 +145,7 @@ def test_second_stage_starts_from_first_and_card_carries_fine_readout(tmp_path: 
 def test_trainable_trains_the_fine_stage_alone(tmp_path: Path) -> None:
     # train.trainable: the named parts move, everything else (BatchNorm statistics included)
     # stays bit-exactly as initialised
-    first = tmp_path / "stage1"
-    cfg1 = T.load_config(TINY, max_steps=1, out_dir=str(first), workers=0, val_every_steps=100,
-                         log_every_steps=1, threads=0)
-    cfg1.data.update(size=128, val_pairs=1, val_size=128)
-    T.train(cfg1, quiet=True)
+    first = _one_step_stage(tmp_path / "stage1")
     before = build_model(first / "best.safetensors").state_dict()
     second = tmp_path / "fine"
     cfg2 = T.load_config(TINY, max_steps=4, out_dir=str(second), workers=0, val_every_steps=2,
