@@ -81,6 +81,7 @@ _DEFAULTS: dict[str, Any] = {
     "rematches": None,  # with two_pass: resample-and-rematch rounds; None = 2 after a shrunk search
     "equalize": "auto",  # input contrast: "none" | "hist" | "clahe" | "auto" (none; clahe too if unclear)
     "verify": 3,  # with two_pass: no clear search winner -> the top N hypotheses each get a rematch
+    "verify_scales": False,  # ... and the best hypothesis of each scale the search tried (README)
     "fine_local": None,  # fine stage: 0 = whole-window expectation, r = around the peak; None = the card's
     "host_threads": None,  # match_batch's per-pair host work (scaling, filling, mapping back);
     # None = min(8, CPUs) on CUDA (the host work bounds a GPU's throughput), 1 on CPU
@@ -283,7 +284,7 @@ class UniversalMatcher(Matcher):
         **options: see ``_DEFAULTS`` in this module (``weights``, ``device``, ``preset``,
             ``orientation_search``, ``orientations``, ``scale_search``, ``max_side``,
             ``search_side``, ``threshold``, ``num_threads``, ``autocast``, ``batch_size``,
-            ``max_matches``, ``two_pass``, ``rematches``, ``verify``, ``equalize``,
+            ``max_matches``, ``two_pass``, ``rematches``, ``verify``, ``verify_scales``, ``equalize``,
             ``fine_local``, ``host_threads``). Unknown keys raise :class:`ConfigError`.
 
     Raises:
@@ -354,6 +355,7 @@ class UniversalMatcher(Matcher):
             "two_pass": bool(self.opts["two_pass"]),
             "rematches": "auto" if self.opts["rematches"] is None else int(self.opts["rematches"]),
             "verify": int(self.opts["verify"]),
+            "verify_scales": bool(self.opts["verify_scales"]),
             "equalize": str(self.opts["equalize"]),
             "max_side": int(self.opts["max_side"]),
             "search_side": int(self.opts["search_side"]),
@@ -494,12 +496,23 @@ class UniversalMatcher(Matcher):
             for s in (2**-0.5, 2**0.5):
                 hyps += self._hypotheses(a, self._views(img1, s, factor=f), s)
         ranked = sorted(hyps, key=lambda h: -h["score"])
-        keep = 1 if _clear(hyps) or not self.opts["two_pass"] else int(self.opts["verify"])
+        if _clear(hyps) or not self.opts["two_pass"]:
+            kept = ranked[:1]
+        else:
+            kept = ranked[: int(self.opts["verify"])]
+            if self.opts["verify_scales"]:
+                # search support does not compare across scales (a larger view of image 1 holds
+                # more chance matches), so the best of every scale tried joins the verification,
+                # whose rematches all run at full size
+                for sc in sorted({h["scale"] for h in hyps}):
+                    top = next(h for h in ranked if h["scale"] == sc)
+                    if not any(h is top for h in kept):
+                        kept.append(top)
         info = {"search_factor": f, "seconds": time.perf_counter() - t, "matcher": self.describe(),
                 "search_clear": _clear(hyps),
                 "orientation_scores": {f"{h['deg']}@{h['scale']:.2f}" if h["scale"] != 1.0
                                        else h["deg"]: h["score"] for h in hyps}}
-        return [self._hypothesis_matches(a, b, h, info) for h in ranked[:keep]]
+        return [self._hypothesis_matches(a, b, h, info) for h in kept]
 
     def _hypothesis_matches(self, a: _Prepared, b: _Prepared, hyp: dict[str, Any],
                             info: dict[str, Any]) -> Matches:

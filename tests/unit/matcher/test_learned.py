@@ -322,3 +322,32 @@ def test_coarse_matches_ignore_autocast_and_fully_masked_rows() -> None:
         got = coarse_matches(f0, f1, 0.1, 0.2, m0, None)
     assert all(torch.equal(x, y) for x, y in zip(ref, got, strict=True))
     assert not (ref[1] < 5).any() and len(ref[1]) >= 12
+
+
+@pytest.mark.parametrize("verify_scales", [True, False])
+def test_unclear_scale_search_verifies_the_best_of_every_scale(
+        random_weights: str, monkeypatch: pytest.MonkeyPatch, verify_scales: bool) -> None:
+    # search support does not compare across scales: with verify_scales the best hypothesis of
+    # each scale tried joins the `verify` best-supported ones (each then gets a full-size rematch)
+    from xgeo.matcher import Matches
+
+    m = UniversalMatcher(weights=random_weights, verify=3, verify_scales=verify_scales)
+    assert m.describe()["verify_scales"] is verify_scales
+    scores = {1.0: [40, 38, 37, 30, 20, 10, 5, 4], 2**-0.5: [25, 9, 8, 7, 6, 5, 4, 3],
+              2**0.5: [39, 36, 35, 34, 33, 32, 31, 30]}  # no clear winner anywhere
+
+    def fake_hyps(self, a, views, scale):
+        return [{"deg": 45 * i, "scale": scale, "score": float(sc)}
+                for i, sc in enumerate(scores[scale])]
+
+    monkeypatch.setattr(UniversalMatcher, "_views", lambda self, img1, scale, *a, **k: [])
+    monkeypatch.setattr(UniversalMatcher, "_hypotheses", fake_hyps)
+    monkeypatch.setattr(UniversalMatcher, "_hypothesis_matches", lambda self, a, b, h, info: Matches(
+        np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32),
+        {**info, "rotation_deg": h["deg"], "scale_view": h["scale"], "score": h["score"]}))
+    img = np.random.default_rng(0).random((96, 96)).astype(np.float32)
+    prep = m._prep(img, 832)
+    out = m._match_prepared(prep, img, img, prep)
+    got = [(c.info["scale_view"], c.info["score"]) for c in out]
+    top3 = [(1.0, 40.0), (2**0.5, 39.0), (1.0, 38.0)]
+    assert got == (top3 + [(2**-0.5, 25.0)] if verify_scales else top3)
