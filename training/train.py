@@ -233,8 +233,7 @@ def validate(net: UniversalMatcherNet, pairs: list[Any], threshold: float = 0.2,
     n, prec, epe, errs = [], [], [], []
     for pr in pairs:
         b = make_batch([pr])
-        with torch.no_grad():
-            r = net.match(b["img0"].to(dev), b["img1"].to(dev), threshold, fine_local=fine_local)
+        r = net.match(b["img0"].to(dev), b["img1"].to(dev), threshold, fine_local=fine_local)
         p0, p1 = r.points0.float().cpu().numpy(), r.points1.float().cpu().numpy()
         n.append(len(p0))
         if len(p0):
@@ -327,7 +326,7 @@ def _freeze(net: nn.Module, trainable: Sequence[str] | None) -> list[nn.Module]:
     for n, q in net.named_parameters():
         q.requires_grad_(any(n.startswith(t) for t in prefixes))
     return [m for name, m in net.named_modules()
-            if name and any(True for _ in m.parameters())
+            if name and next(m.parameters(), None) is not None
             and not any(q.requires_grad for q in m.parameters())]
 
 
@@ -358,8 +357,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
     mcfg = dict(cfg.model)
     net = UniversalMatcherNet(get_config(mcfg.pop("preset", "tiny"), **mcfg)).to(dev)
     frozen = _freeze(net, tr.get("trainable"))
-    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad],
-                            lr=float(tr.get("lr", 2e-3)),
+    params = [q for q in net.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(tr.get("lr", 2e-3)),
                             weight_decay=float(tr.get("weight_decay", 0.01)))
     bs = int(tr.get("batch_size", 4))
     max_steps = int(tr.get("max_steps", 1000))
@@ -458,7 +457,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict[s
                                     int(tr.get("fine_local", 0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([q for q in net.parameters() if q.requires_grad], 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         for k, v in sc.items():
