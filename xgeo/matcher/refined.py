@@ -89,6 +89,16 @@ def points_back(r: Matches, a: np.ndarray) -> Matches:
     return Matches(r.points0, p1.astype(np.float32), r.confidence, dict(r.info))
 
 
+def points0_back(r: Matches, a: np.ndarray) -> Matches:
+    """Matches of image 0 resampled into image 1's frame (:func:`resample_into` with ``a``'s
+    inverse) against image 1, with ``points0`` mapped back to image 0 by ``a`` (image-1 ->
+    image-0 px)."""
+    if not len(r):
+        return r
+    p0 = r.points0.astype(np.float64) @ a[:, :2].T + a[:, 2]
+    return Matches(p0.astype(np.float32), r.points1, r.confidence, dict(r.info))
+
+
 def refine_with(fine: Matcher, img0: np.ndarray, img1: np.ndarray, a: np.ndarray) -> Matches:
     """Matches of ``img0`` against ``img1`` resampled by ``a`` (img1 -> img0 px), mapped back.
 

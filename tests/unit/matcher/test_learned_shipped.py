@@ -145,7 +145,9 @@ def test_scale_search_recovers_a_scale_outside_the_trained_range() -> None:
     # with the default two rematches, 6.9 with one, 3.8 from the full-size search), still a
     # success at the protocol's 10 px
     for search_side, bound in ((832, 5.0), (None, 10.0)):
-        m = xgeo.load_matcher(device="cpu", search_side=search_side)
+        # the view that shrinks image 1 (finer_frame off; the default's enlarged image 0 is
+        # tested below)
+        m = xgeo.load_matcher(device="cpu", search_side=search_side, finer_frame=False)
         assert m.describe()["scale_search"]
         r = m.match(p.img0, p.img1)
         assert r.info["scale_view"] == pytest.approx(2**-0.5)
@@ -153,6 +155,49 @@ def test_scale_search_recovers_a_scale_outside_the_trained_range() -> None:
                                       method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
         err = _corner_error(np.r_[aff, [[0, 0, 1]]], np.asarray(p.H_0to1, float), p.img0.shape)
         assert err < bound, (search_side, err)
+
+
+@needs_weights
+def test_magnified_image1_is_searched_and_rematched_at_its_finer_pixels() -> None:
+    # image 1 magnified 1.85x: with finer_frame (default) the search enlarges image 0 instead of
+    # shrinking image 1, and the rematches also run in image 1's frame (image 0 resampled into
+    # it), where this pair holds together better; points come back in each input's own pixels
+    from xgeo.synth import make_pair
+
+    p = make_pair(11, size=320, mod0="optical", mod1="sar", max_rotation_deg=180.0,
+                  scale_range=(1.8, 1.9), local_distortion=False, perspective=0.0)
+    err, n = {}, {}
+    for finer in (True, False):
+        m = xgeo.load_matcher(device="cpu", finer_frame=finer)
+        assert m.describe()["finer_frame"] is finer
+        r = m.match(p.img0, p.img1)
+        assert r.info["scale_view"] == pytest.approx(2**-0.5)
+        assert r.info["rematch_frame"] == ("image1" if finer else "image0")
+        aff, _ = cv2.estimateAffine2D(r.points0.astype(np.float64), r.points1.astype(np.float64),
+                                      method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
+        err[finer] = _corner_error(np.r_[aff, [[0, 0, 1]]], np.asarray(p.H_0to1, float), p.img0.shape)
+        n[finer] = len(r)
+    assert err[True] < 5.0 and err[False] < 10.0, err  # measured 2.2 / 3.1-7.0 px
+    assert n[True] > 1.5 * n[False], n  # measured 557 / 298: the overlap at ~3.4x the pixels
+
+
+@needs_weights
+def test_magnified_real_crops_are_precise_at_image1_pixels(real_data) -> None:
+    # the real suite's optical-infrared crops (CFOG) with image 1 magnified 1.6-1.9x: with
+    # finer_frame they end near 1 px at image 1's pixels (measured 1.1, 1.1, 1.2, 4.5); searched
+    # on image 1 shrunk and rematched in image 0's frame, one fails and the rest read 2.7-5.8 px
+    from training.eval import corner_error, fit_affine, real_suite
+
+    pairs = [p for p in real_suite(real_data, 4, seed=0, scale_range=(1.6, 1.9))
+             if "infrared" in p.pair_type]
+    err = {}
+    for finer in (True, False):
+        m = xgeo.load_matcher(device="cpu", finer_frame=finer)
+        err[finer] = [corner_error(fit_affine(r.points0.astype(np.float64), r.points1.astype(np.float64)),
+                                   p.H_0to1, p.img0.shape)
+                      for p in pairs for r in [m.match(p.img0, p.img1)]]
+    assert max(err[True]) < 10.0, err
+    assert float(np.median(err[True])) < 2.0 < float(np.median(err[False])), err
 
 
 @needs_weights

@@ -97,3 +97,22 @@ def test_refinement_that_disagrees_with_the_coarse_geometry_is_not_used() -> Non
     assert len(r) == 80  # the coarse matches come back
     ok = RefinedMatcher(coarse=coarse, fine=_Tilted(), min_support_kept=0.0).match(img0, img1)
     assert ok.info["refined"] and len(ok) == 12
+
+
+def test_points0_back_undoes_resampling_image0_into_image1s_frame() -> None:
+    # finer_frame's rematch: image 0 resampled into image 1's frame by the inverse of a
+    # (image-1 -> image-0 px); a point found there maps back to image 0 by a
+    from xgeo.matcher.refined import points0_back, resample_into
+
+    yy, xx = np.mgrid[0:200, 0:240].astype(np.float32)
+    x0, y0 = 131.3, 77.6
+    img0 = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 3.0**2)).astype(np.float32)
+    a = cv2.getRotationMatrix2D((100.0, 90.0), 30.0, 0.6)  # image 1 magnified 1/0.6 x
+    warped = resample_into(img0, cv2.invertAffineTransform(a), (300, 320))
+    w = np.nan_to_num(warped)
+    w = np.where(w > 0.2 * w.max(), w, 0.0)
+    gy, gx = np.mgrid[0:300, 0:320]
+    q = np.array([[(gx * w).sum() / w.sum(), (gy * w).sum() / w.sum()]], np.float32)
+    r = points0_back(Matches(q, q.copy(), np.ones(1, np.float32)), a)
+    assert np.allclose(r.points0[0], [x0, y0], atol=0.15), r.points0
+    assert np.array_equal(r.points1, q)  # image 1's points are untouched
