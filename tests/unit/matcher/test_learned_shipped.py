@@ -177,15 +177,21 @@ def test_magnified_image1_is_searched_and_rematched_at_its_finer_pixels() -> Non
                                       method=cv2.RANSAC, ransacReprojThreshold=3.0, confidence=0.99999)
         err[finer] = _corner_error(np.r_[aff, [[0, 0, 1]]], np.asarray(p.H_0to1, float), p.img0.shape)
         n[finer] = len(r)
-    assert err[True] < 5.0 and err[False] < 10.0, err  # measured 2.2 / 3.1-7.0 px
-    assert n[True] > 1.5 * n[False], n  # measured 557 / 298: the overlap at ~3.4x the pixels
+    # both right (the protocol's 10 px): points mapped back to each input's pixels. The corner
+    # error of this one pair moves with the CPU's bf16 kernels (with finer_frame 2.2 px on an
+    # AMX CPU, 7.9 px bf16 / 3.7 px float32 on an AVX512-BF16 one; without 3.1-7.0 / 4.0 / 3.1),
+    # so precision is asserted on the real crops below, over several pairs
+    assert err[True] < 10.0 and err[False] < 10.0, err
+    assert n[True] > 1.5 * n[False], n  # measured 550-557 / 298-306: the overlap at ~3.4x the pixels
 
 
 @needs_weights
 def test_magnified_real_crops_are_precise_at_image1_pixels(real_data) -> None:
     # the real suite's optical-infrared crops (CFOG) with image 1 magnified 1.6-1.9x: with
-    # finer_frame they end near 1 px at image 1's pixels (measured 1.1, 1.1, 1.2, 4.5); searched
-    # on image 1 shrunk and rematched in image 0's frame, one fails and the rest read 2.7-5.8 px
+    # finer_frame they end within a few px at image 1's pixels (measured 1.1, 1.1, 1.2, 4.5 on
+    # an AMX CPU; 2.4, 2.5, 1.7, 3.2 in bf16 and 2.2, 2.1, 1.8, 3.0 in float32 on an AVX512-BF16
+    # one); searched on image 1 shrunk and rematched in image 0's frame, one fails (about 690 px)
+    # and the rest read 2.7-7.8 px: the median at least halves on every CPU measured
     from training.eval import corner_error, fit_affine, real_suite
 
     pairs = [p for p in real_suite(real_data, 4, seed=0, scale_range=(1.6, 1.9))
@@ -196,8 +202,8 @@ def test_magnified_real_crops_are_precise_at_image1_pixels(real_data) -> None:
         err[finer] = [corner_error(fit_affine(r.points0.astype(np.float64), r.points1.astype(np.float64)),
                                    p.H_0to1, p.img0.shape)
                       for p in pairs for r in [m.match(p.img0, p.img1)]]
-    assert max(err[True]) < 10.0, err
-    assert float(np.median(err[True])) < 2.0 < float(np.median(err[False])), err
+    assert max(err[True]) < 5.0, err
+    assert float(np.median(err[True])) < 0.5 * float(np.median(err[False])), err
 
 
 @needs_weights
