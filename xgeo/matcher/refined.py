@@ -5,12 +5,19 @@ few pixels; the structural (CFOG-style) matcher is precise to a tenth of a pixel
 where the two images are already roughly aligned. This matcher chains them:
 
 1. ``coarse`` matches (default: the shipped universal matcher with orientation search);
-2. a RANSAC affine ``A`` (image 1 -> image 0) from them. With fewer than ``min_inliers``
+2. a RANSAC affine ``A`` (image 1 -> image 0) from them, replaced by a shift when a shift
+   explains its inliers as well (:func:`coarse_shift`, ``prefer_shift``): on a small tile (a
+   120 px Sentinel patch) scattered learned points tilt the affine's linear part by more than
+   the evidence supports (``info["coarse_model"]``). With fewer than ``min_inliers``
    inliers there is no coarse geometry: with ``fallback_identity`` the structural matcher runs
    on the images as they lie (georeferenced tiles are roughly aligned already;
    ``info["fallback"] = "identity"``), otherwise the coarse matches are returned unchanged
    (``info["refined"] = False``);
-3. image 1 resampled into image 0's frame by ``A``;
+3. image 1 resampled into image 0's frame by ``A``; when ``A``'s linear part is so close to the
+   identity that it moves points by at most ``snap_px`` across a structural template window (a
+   georeferenced tile), by ``A``'s translation rounded to whole pixels instead, so that nothing
+   is interpolated: the structural matcher then sees image 1's own pixels, as the classical
+   matcher alone does (:func:`snapped`; ``info["snapped"]``);
 4. the structural matcher on (image 0, resampled image 1), whose tie points are mapped back
    to image 1 through ``A^-1``;
 5. a check that the refinement agrees with the coarse evidence: refined points farther than
@@ -29,7 +36,8 @@ import numpy as np
 from xgeo.errors import ConfigError
 from xgeo.matcher.base import Matcher, Matches, load_matcher, register_matcher
 
-__all__ = ["RefinedMatcher", "coarse_affine", "points_back", "refine_with", "resample_into"]
+__all__ = ["RefinedMatcher", "coarse_affine", "coarse_shift", "points_back", "refine_with",
+           "resample_into", "snapped"]
 
 _DEFAULTS: dict[str, Any] = {
     "min_inliers": 8,  # coarse RANSAC inliers needed before refining
@@ -37,6 +45,8 @@ _DEFAULTS: dict[str, Any] = {
     "min_refined": 6,  # fewer refined matches than this: keep the coarse ones
     "fallback_identity": True,  # no coarse geometry: try the structural matcher as the inputs lie
     "min_support_kept": 0.8,  # the refined affine must keep this share of the coarse inliers
+    "snap_px": 0.5,  # near-identity coarse affines (px across a template window) -> whole-px shift
+    "prefer_shift": True,  # a shift replaces the coarse affine when it explains the matches as well
 }
 
 
@@ -50,6 +60,64 @@ def coarse_affine(m: Matches, ransac_px: float) -> tuple[np.ndarray | None, int]
     if a is None or inl is None:
         return None, 0
     return a, int(inl.sum())
+
+
+def coarse_shift(m: Matches, a: np.ndarray, ransac_px: float) -> tuple[np.ndarray, bool]:
+    """The shift that best explains the coarse matches, and whether it explains them as well as
+    the affine ``a`` does.
+
+    The matches compared are those within ``ransac_px`` of the affine or of the shift (the
+    median displacement of the affine's inliers): both models' support, so that the affine's
+    own choice of inliers does not favour it. The shift is their mean displacement; "as well" is
+    the Bayesian information criterion on the least-squares residuals of either model (2
+    coordinates per match; 2 parameters against 6): the affine's 4 extra parameters must reduce
+    the residual sum of squares by more than the matches' scatter alone would. On a 120 px tile
+    whose learned matches scatter by 3-4 px a fitted linear part of a few per cent is not
+    supported; on a 640 px tile with hundreds of matches half a degree of rotation is.
+
+    Returns:
+        ``(2, 3)`` ``[I | t]`` (image 1 -> image 0 px), and True when the shift is preferred.
+    """
+    near = _residuals(m, a) <= ransac_px
+    disp = m.points0.astype(np.float64) - m.points1
+    if near.sum() < 4:
+        return np.c_[np.eye(2), np.zeros(2)], False
+    near |= _residuals(m, np.c_[np.eye(2), np.median(disp[near], axis=0)]) <= ransac_px
+    d, p1 = disp[near], m.points1[near].astype(np.float64)
+    shift = np.c_[np.eye(2), d.mean(0)]
+    x = np.c_[p1, np.ones(len(p1))]
+    coef, *_ = np.linalg.lstsq(x, p1 + d, rcond=None)
+    rss_affine = float(((x @ coef - p1 - d) ** 2).sum())
+    rss_shift = float(((d - d.mean(0)) ** 2).sum())
+    n = 2 * len(d)
+    eps = 1e-12
+    bic_shift = n * np.log(rss_shift / n + eps) + 2 * np.log(n)
+    bic_affine = n * np.log(rss_affine / n + eps) + 6 * np.log(n)
+    return shift, bool(bic_shift <= bic_affine)
+
+
+def snapped(a: np.ndarray, window: float, tol_px: float) -> np.ndarray | None:
+    """``a`` as a whole-pixel shift, when its linear part is that close to the identity.
+
+    Resampling by a fractional shift or a slight rotation low-passes image 1 by an amount that
+    varies with the sub-pixel phase, which the structural matcher's sub-pixel peak then follows;
+    a whole-pixel shift copies pixels. The linear part is dropped when it moves points by at most
+    ``tol_px`` across ``window`` (largest singular value of ``L - I`` times half the window), so
+    the structural matcher, which tolerates a few degrees and per cent, measures what is left.
+
+    Args:
+        a: ``(2, 3)`` affine from image-1 to image-0 pixels.
+        window: side of the structural matcher's template window (px).
+        tol_px: largest displacement across the window that the linear part may cause.
+
+    Returns:
+        ``(2, 3)`` ``[I | round(t)]``, or None when ``a`` is farther from a shift (always when
+        ``tol_px <= 0``).
+    """
+    dev = float(np.linalg.norm(a[:, :2] - np.eye(2), 2)) * window / 2
+    if tol_px <= 0 or dev > tol_px:
+        return None
+    return np.c_[np.eye(2), np.round(a[:, 2])]
 
 
 def _residuals(m: Matches, a: np.ndarray) -> np.ndarray:
@@ -121,8 +189,9 @@ class RefinedMatcher(Matcher):
         coarse: matcher giving the coarse geometry (default: shipped ``universal``).
         fine: precise matcher used after resampling (default: ``classical``).
         **options: ``min_inliers``, ``ransac_px``, ``min_refined``, ``fallback_identity``,
-            ``min_support_kept`` (see ``_DEFAULTS``); others go to the default coarse matcher
-            (e.g. ``weights``, ``device``, ``threshold``).
+            ``min_support_kept``, ``snap_px``, ``prefer_shift`` (see ``_DEFAULTS``;
+            ``snap_px=0`` always resamples by the coarse geometry); others go to the default
+            coarse matcher (e.g. ``weights``, ``device``, ``threshold``).
     """
 
     name = "universal+structural"
@@ -153,7 +222,14 @@ class RefinedMatcher(Matcher):
                     info.update(fallback="identity", seconds_refine=time.perf_counter() - t)
                     return Matches(r.points0, r.points1, r.confidence, {**r.info, **info})
             return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
-        r = refine_with(self.fine, img0, img1, a)
+        shift, simpler = coarse_shift(m, a, float(self.opts["ransac_px"]))
+        info["coarse_model"] = "affine"
+        if simpler and self.opts["prefer_shift"]:
+            a, info["coarse_model"] = shift, "shift"
+        window = float(getattr(self.fine, "conf", {}).get("window", 64))
+        shift = snapped(a, window, float(self.opts["snap_px"]))
+        info["snapped"] = shift is not None
+        r = refine_with(self.fine, img0, img1, a if shift is None else shift)
         info["seconds_refine"] = time.perf_counter() - t
         if len(r):
             # a refinement moves points by a few px at most: structural matches far from the

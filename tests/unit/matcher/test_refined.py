@@ -116,3 +116,62 @@ def test_points0_back_undoes_resampling_image0_into_image1s_frame() -> None:
     r = points0_back(Matches(q, q.copy(), np.ones(1, np.float32)), a)
     assert np.allclose(r.points0[0], [x0, y0], atol=0.15), r.points0
     assert np.array_equal(r.points1, q)  # image 1's points are untouched
+
+
+def test_snapped_drops_a_near_identity_linear_part_and_rounds_the_shift() -> None:
+    from xgeo.matcher.refined import snapped
+
+    near = cv2.getRotationMatrix2D((200.0, 150.0), 0.5, 1.003)  # the spine's resampled case
+    near[:, 2] += (3.4, -2.7)
+    s = snapped(near, 64, 0.5)
+    assert s is not None and np.array_equal(s[:, :2], np.eye(2))
+    assert np.array_equal(s[:, 2], np.round(near[:, 2]))
+    tilted = cv2.getRotationMatrix2D((200.0, 150.0), 4.0, 1.03)  # a few degrees: resample
+    assert snapped(tilted, 64, 0.5) is None
+    assert snapped(near, 64, 0.0) is None  # snap_px=0: always resample
+
+
+def test_near_identity_geometry_refines_on_image1s_own_pixels__synthetic() -> None:
+    # a georeferenced tile: image 1 = image 0 moved by a sub-pixel shift (cubic), contrast
+    # inverted. Snapped, the structural matcher sees image 1's own pixels moved by whole pixels,
+    # so its matches are those of the classical matcher on the pair as it lies; with snap_px=0
+    # image 1 is first interpolated by the coarse affine's fractional shift
+    from scipy import ndimage
+
+    img0, _, _ = _pair()
+    img1 = -ndimage.shift(img0, (-2.7, 3.4), order=3, mode="nearest")  # content moves (3.4, -2.7)
+    a = np.array([[1.0, 0.0, -3.4], [0.0, 1.0, 2.7]])  # image 1 -> image 0 px
+    coarse = _NoisyTruth(cv2.invertAffineTransform(a), sigma=1.5)
+    classical = xgeo.load_matcher("classical")
+    r = RefinedMatcher(coarse=coarse, fine=classical).match(img0, img1)
+    assert r.info["refined"] and r.info["snapped"] and len(r) >= 10
+    plain = classical.match(img0, img1)
+    by_p0 = {tuple(np.round(p, 3)): q for p, q in zip(plain.points0, plain.points1, strict=True)}
+    same = [np.abs(by_p0[tuple(np.round(p, 3))] - q).max()
+            for p, q in zip(r.points0, r.points1, strict=True) if tuple(np.round(p, 3)) in by_p0]
+    assert len(same) >= 0.8 * len(r) and max(same) < 1e-3, (len(same), len(r))
+    resampled = RefinedMatcher(coarse=coarse, fine=classical, snap_px=0.0).match(img0, img1)
+    assert resampled.info["refined"] and not resampled.info["snapped"]
+
+
+def test_coarse_shift_wins_only_where_the_evidence_does_not_support_a_linear_part() -> None:
+    from xgeo.matcher.refined import coarse_affine, coarse_shift
+
+    rng = np.random.default_rng(4)
+
+    def matches(n: int, side: float, a_10: np.ndarray, sigma: float) -> Matches:
+        p1 = rng.uniform(0, side, (n, 2))
+        p0 = p1 @ a_10[:, :2].T + a_10[:, 2] + rng.normal(0, sigma, (n, 2))
+        return Matches(p0.astype(np.float32), p1.astype(np.float32), np.ones(n, np.float32))
+
+    # a 120 px patch, a pure shift, learned points scattered by 3.5 px: the shift is preferred
+    shift = np.array([[1.0, 0.0, -4.8], [0.0, 1.0, 2.8]])
+    m = matches(60, 120.0, shift, 3.5)
+    a, _ = coarse_affine(m, 8.0)
+    s, simpler = coarse_shift(m, a, 8.0)
+    assert simpler and np.allclose(s[:, 2], [-4.8, 2.8], atol=1.0)
+    # a 640 px tile, half a degree and 0.3 % with 1 px scatter: the affine is supported
+    tilt = cv2.getRotationMatrix2D((320.0, 320.0), 0.5, 1.003)
+    m = matches(400, 640.0, tilt, 1.0)
+    a, _ = coarse_affine(m, 8.0)
+    assert not coarse_shift(m, a, 8.0)[1]
