@@ -63,7 +63,7 @@ def register(
     out: Path = typer.Option(..., "-o", "--out", help="output COG"),
     report: Path | None = typer.Option(None, "--report", help="JSON report (+ .gpkg, .png beside)"),
     model: str = typer.Option("auto", "--model", help="auto|shift|affine|poly2|poly3|tps"),
-    matcher: str = typer.Option("auto", "--matcher", help="auto|universal|universal+structural|classical|WEIGHTS.safetensors"),
+    matcher: str = typer.Option("auto", "--matcher", help="auto (= cascade)|cascade|classical|universal|universal+structural|WEIGHTS.safetensors"),
     tile_size: int = typer.Option(1024, "--tile-size"),
     halo: int = typer.Option(64, "--halo"),
     no_resample: bool = typer.Option(False, "--no-resample",

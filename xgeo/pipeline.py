@@ -18,6 +18,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 class RegisterConfig:
     """Settings of one registration; validated at construction, hashed for caching."""
 
-    matcher: str = "auto"  # "auto" (PIPELINE_DEFAULT_MATCHER) | universal | classical | weights path
+    matcher: str = "auto"  # "auto" (PIPELINE_DEFAULT_MATCHER) | cascade | universal | classical | ...
     matcher_options: tuple[tuple[str, Any], ...] = ()  # extra matcher kwargs, as sorted pairs
     model: str = "auto"  # "auto" | shift | affine | poly2 | poly3 | tps
     tile_size: int = 1024  # core tile size on the common grid (px)
@@ -121,6 +122,9 @@ class TileResult:
         status: ``"ok"`` | ``"no_matches"`` | ``"failed"``.
         reason: empty when ok, else a short reason.
         seconds: wall time spent matching the tile.
+        route: the cascade matcher's route (``"first"``: its classical matches kept;
+            ``"escalated-second"`` / ``"escalated-first"``: escalated to the learned matcher,
+            whose / the classical result was kept); empty for other matchers.
     """
 
     tile: Any
@@ -130,6 +134,7 @@ class TileResult:
     status: str = "ok"
     reason: str = ""
     seconds: float = 0.0
+    route: str = ""
 
     def __len__(self) -> int:
         return len(self.confidence)
@@ -143,6 +148,7 @@ class TileResult:
             "status": self.status,
             "reason": self.reason,
             "seconds": self.seconds,
+            "route": self.route,
         }
 
     @classmethod
@@ -157,6 +163,7 @@ class TileResult:
             status=d["status"],
             reason=d["reason"],
             seconds=float(d["seconds"]),
+            route=str(d.get("route", "")),
         )
 
 
@@ -186,12 +193,18 @@ class RegistrationResult:
 _MATCHERS: dict[tuple[str, tuple[tuple[str, Any], ...]], Matcher] = {}
 
 
-# The pipeline's default matcher. A learned matcher becomes the default here once it meets the
-# spine's RMSE bars on the real pairs and beats the classical one on the cross-modal ones
-# (README, "Registration with learned matchers"). The CPU-trained tiny weights meet every bar
-# (universal and universal+structural alike) and win on the rotated real suite, but the structural
-# matcher stays more precise on georeferenced OLI-TIRS and optical-SAR tiles.
-PIPELINE_DEFAULT_MATCHER = "classical"
+# The pipeline's default matcher: "cascade" (xgeo.matcher.cascade) runs the classical matcher on
+# every tile and escalates the tiles whose classical matches do not hold together (under half of
+# them, or under 8, within 3 px of one affine) to the learned universal+structural matcher,
+# keeping whichever result holds together better. Where georeferencing leaves small errors it is
+# the classical matcher, tie point for tie point (the spine's bars, at its cost); with a few
+# degrees or per cent of error its tiles escalate (README, "The pipeline's default matcher":
+# OLI/TIRS with 4 deg, 3 % and (24, -17) px: classical 17.7 px, cascade 0.54 px).
+PIPELINE_DEFAULT_MATCHER = "cascade"
+
+
+# registered matchers that run the shipped learned weights (on every pair, or on escalation)
+LEARNED_MATCHERS = ("universal", "universal+structural", "cascade")
 
 
 def _resolve_matcher_name(name: str) -> str:
@@ -218,7 +231,7 @@ def get_matcher(cfg: RegisterConfig) -> Matcher:
     """The matcher a config asks for, loaded once per process (i.e. once per dask worker)."""
     name = _resolve_matcher_name(cfg.matcher)
     opts = dict(cfg.matcher_options)
-    if name in ("universal", "universal+structural") or name.endswith(".safetensors"):
+    if name in LEARNED_MATCHERS or name.endswith(".safetensors"):
         opts.setdefault("orientation_search", False)  # tiles are aligned by georeferencing
         opts.setdefault("scale_search", False)  # ... and share one grid
         # the network trained on 224 px crops and degrades on large inputs: `xgeo demo`'s
@@ -238,7 +251,7 @@ def weights_version(matcher: str = "auto") -> str:
     path: Path | None = None
     if name.endswith(".safetensors"):
         path = Path(name)
-    elif name in ("universal", "universal+structural"):
+    elif name in LEARNED_MATCHERS:
         from xgeo.matcher.weights import shipped_weights_path
 
         path = shipped_weights_path()
@@ -307,6 +320,7 @@ def _to_tile_result(tile: Any, data: Any, matches: Any, t0: float) -> TileResult
     return TileResult(
         tile, m.points0, m.points1, m.confidence, status,
         "" if len(m) else "matcher returned no matches in the tile core", time.perf_counter() - t0,
+        str(matches.info.get("cascade", "")),
     )
 
 
@@ -458,9 +472,10 @@ def finish_report(
     matcher = matcher or get_matcher(cfg)
     tiles_info = {
         r.tile.key: {"status": r.status, "reason": r.reason, "n_matches": len(r),
-                     "seconds": round(r.seconds, 3)}
+                     "seconds": round(r.seconds, 3), **({"route": r.route} if r.route else {})}
         for r in results
     }
+    routes = Counter(r.route for r in results if r.route)
     tiles_info.update({t.key: {"status": "skipped", "reason": why} for t, why in plan.skipped})
     report = rep.build_report(
         status="ok",
@@ -476,6 +491,7 @@ def finish_report(
         extra={"config": cfg.to_dict(), "config_sha256": cfg.sha256, "tiles": tiles_info,
                "mov_to_ref_pixel_approx": mov_to_ref_pixel_approx(plan, fit).tolist(),
                "weights_version": weights_version(cfg.matcher),
+               **({"cascade_routes": dict(sorted(routes.items()))} if routes else {}),
                **({"coarse": json.loads(plan.coarse)} if plan.coarse else {})},
     )
     n_tp, n_in = int(report.get("n_tiepoints") or 0), int(report.get("n_inliers") or 0)

@@ -114,6 +114,29 @@ def test_register_recovers_injected(real_data: Path, tmp_path: Path, untouched: 
         assert np.asarray(rep["mov_to_ref_pixel"]).shape == (3, 3)
     else:
         assert np.asarray(rep["mov_to_ref_pixel_approx"]).shape == (3, 3)
+    # the default cascade: these small errors stay with the classical matcher on every tile
+    # (its figures, at its cost; measured: 79-100 % of the tie points inliers)
+    assert set(rep["cascade_routes"]) == {"first"}, rep["cascade_routes"]
+
+
+@pytest.mark.integration
+def test_default_escalates_tiles_the_classical_matcher_cannot_hold(real_data: Path,
+                                                                    tmp_path: Path) -> None:
+    # 4 deg, 3 % and (24, -17) px on the OLI/TIRS ground strip: outside the structural
+    # matcher's assumptions (measured: classical registration 17.7 px off with 24 of 81 tie
+    # points inliers); the cascade escalates the tile to universal+structural
+    ref, src = _inputs(real_data, "oli_b4-tirs_b10", tmp_path)
+    moved = tmp_path / "mov.tif"
+    g = inject_resampled(src, moved, rotation_deg=4.0, scale=1.03, shift_px=(24.0, -17.0))
+    with rasterio.open(moved) as ds:
+        uv = check_grid(ds.width, ds.height)
+    report = tmp_path / "out.json"
+    res = register(ref, moved, None, _cfg(), report=report)
+    err = rmse(res.mov_file_to_ref(uv), g(uv))
+    rep = json.loads(report.read_text())
+    print(f"cascade, OLI/TIRS 4 deg: check-point RMSE {err:.3f} px, routes {rep['cascade_routes']}")
+    assert rep["cascade_routes"].get("escalated-second", 0) >= 1, rep["cascade_routes"]
+    assert err <= PAIRS["oli_b4-tirs_b10"][2], err  # measured 0.54 px
 
 
 @pytest.mark.integration

@@ -132,6 +132,7 @@ def register_matcher(name: str) -> Callable[[Callable[..., Matcher]], Callable[.
 
 def _ensure_builtin() -> None:
     # Importing the modules registers them; kept lazy so `import xgeo` stays light.
+    import xgeo.matcher.cascade  # noqa: F401
     import xgeo.matcher.classical  # noqa: F401
     import xgeo.matcher.refined  # noqa: F401
     try:
