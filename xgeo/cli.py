@@ -109,6 +109,10 @@ def _print_qa(res: Any) -> None:
     n_tiles = len(res.tiles)
     n_ok = sum(r.status == "ok" for r in res.tiles)
     t.add_row("tiles matched", f"{n_ok}/{n_tiles} (+{len(res.plan.skipped)} skipped)")
+    escalated = sum(r.route.startswith("escalated") for r in res.tiles)
+    if escalated:  # the cascade sent tiles whose classical matches did not hold to the learned matcher
+        kept = sum(r.route == "escalated-second" for r in res.tiles)
+        t.add_row("tiles escalated", f"{escalated} (learned result kept on {kept})")
     t.add_row("seconds", f"{res.seconds:.1f}")
     console.print(t)
     for w in res.report.get("warnings", []):
