@@ -227,6 +227,27 @@ def inlier_warning(n_tiepoints: int, n_inliers: int) -> str | None:
             "classical, --tile-size 512 or --model affine")
 
 
+# above this ratio of held-out to fit RMSE (and a held-out RMSE over HELDOUT_MIN_PX) the report
+# warns: the spine's real pairs with a right registration read 1.05-1.29 (tests/bench/
+# register_matchers.py, the demo's TPS 1.29); classical tiles that followed wrong matches read
+# 2.69 (OLI/TIRS with 4 deg of error, 17.7 px off) and 1.73 (CFOG optical-SAR, 1.75 px off)
+HELDOUT_RATIO = 1.5
+HELDOUT_MIN_PX = 1.0
+
+
+def heldout_warning(rmse_px: float | None, heldout_rmse_px: float | None) -> str | None:
+    """The report's warning when the fit predicts held-out tie points much worse than it fits
+    its own (spatially blocked cross-validation): it followed tie points that do not agree."""
+    if not rmse_px or not heldout_rmse_px or heldout_rmse_px <= HELDOUT_MIN_PX:
+        return None
+    if heldout_rmse_px <= HELDOUT_RATIO * rmse_px:
+        return None
+    return (f"held-out tie points are predicted to {heldout_rmse_px:.2f} px against a fit RMSE "
+            f"of {rmse_px:.2f} px ({heldout_rmse_px / rmse_px:.1f}x): the tie points may not "
+            "agree on one geometry. Check the figure; try --matcher cascade, --coarse or "
+            "--model affine")
+
+
 def get_matcher(cfg: RegisterConfig) -> Matcher:
     """The matcher a config asks for, loaded once per process (i.e. once per dask worker)."""
     name = _resolve_matcher_name(cfg.matcher)
@@ -496,9 +517,10 @@ def finish_report(
     )
     n_tp, n_in = int(report.get("n_tiepoints") or 0), int(report.get("n_inliers") or 0)
     report["inlier_ratio"] = n_in / n_tp if n_tp else 0.0
-    warn = inlier_warning(n_tp, n_in)
-    if warn:
-        report.setdefault("warnings", []).append(warn)
+    for warn in (inlier_warning(n_tp, n_in),
+                 heldout_warning(fit.qa.get("rmse_px"), fit.qa.get("heldout_rmse_px"))):
+        if warn:
+            report.setdefault("warnings", []).append(warn)
     if len(src):
         rep.write_tiepoints_gpkg(gpkg, src_grid=src, dst_ref=dst, confidence=conf,
                                  inliers=fit.inliers, residuals_px=fit.residuals_px,

@@ -75,7 +75,10 @@ def run(real: Path, matchers: list[str], regimes: list[str], pairs: list[str]) -
                     try:
                         res = register(ref, moved, None, cfg)
                         err = rmse(res.mov_file_to_ref(uv), truth)
-                        note = f"{res.fit.qa.get('model')} {res.fit.qa['n_inliers']}/{res.fit.qa['n_tiepoints']}"
+                        qa = res.fit.qa
+                        note = (f"{qa.get('model')} {qa['n_inliers']}/{qa['n_tiepoints']}, fit "
+                                f"{qa.get('rmse_px') or float('nan'):.2f} / held-out "
+                                f"{qa.get('heldout_rmse_px') or float('nan'):.2f} px")
                     except XgeoError as exc:
                         err, note = float("nan"), f"{type(exc).__name__}: {str(exc)[:80]}"
                     sec = time.perf_counter() - t

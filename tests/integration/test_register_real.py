@@ -117,6 +117,8 @@ def test_register_recovers_injected(real_data: Path, tmp_path: Path, untouched: 
     # the default cascade: these small errors stay with the classical matcher on every tile
     # (its figures, at its cost; measured: 79-100 % of the tie points inliers)
     assert set(rep["cascade_routes"]) == {"first"}, rep["cascade_routes"]
+    # right registrations predict held-out tie points about as well as they fit them (1.05-1.25x)
+    assert not any("held-out" in w for w in rep.get("warnings", [])), rep.get("warnings")
 
 
 @pytest.mark.integration
@@ -137,6 +139,13 @@ def test_default_escalates_tiles_the_classical_matcher_cannot_hold(real_data: Pa
     print(f"cascade, OLI/TIRS 4 deg: check-point RMSE {err:.3f} px, routes {rep['cascade_routes']}")
     assert rep["cascade_routes"].get("escalated-second", 0) >= 1, rep["cascade_routes"]
     assert err <= PAIRS["oli_b4-tirs_b10"][2], err  # measured 0.54 px
+    assert not any("held-out" in w for w in rep.get("warnings", [])), rep.get("warnings")
+    # the classical matcher alone is far off here, and its report says so
+    classical = RegisterConfig(model="auto", tile_size=512, halo=64, matcher="classical")
+    report_c = tmp_path / "classical.json"
+    res_c = register(ref, moved, None, classical, report=report_c)
+    print(f"classical: {rmse(res_c.mov_file_to_ref(uv), g(uv)):.2f} px")
+    assert any("held-out" in w for w in json.loads(report_c.read_text()).get("warnings", []))
 
 
 @pytest.mark.integration

@@ -31,3 +31,15 @@ def test_low_inlier_share_is_a_report_warning() -> None:
     assert inlier_warning(6090, 1230) is None  # 20 %: 1.36 px
     assert inlier_warning(0, 0) is None
     assert inlier_warning(100, int(100 * LOW_INLIER_RATIO)) is None
+
+
+def test_a_fit_that_predicts_held_out_points_badly_is_a_report_warning() -> None:
+    from xgeo.pipeline import heldout_warning
+
+    # classical tiles on OLI/TIRS with 4 deg of error: fit 1.64 px, held-out 4.41, 17.7 px off
+    w = heldout_warning(1.64, 4.41)
+    assert w is not None and "2.7x" in w
+    assert heldout_warning(0.60, 0.77) is None  # the demo's spline, 0.32 px right
+    assert heldout_warning(1.13, 1.41) is None  # CFOG optical-SAR, cascade, 0.21 px
+    assert heldout_warning(0.30, 0.95) is None  # sub-pixel either way
+    assert heldout_warning(None, 2.0) is None and heldout_warning(1.0, None) is None
