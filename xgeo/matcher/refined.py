@@ -227,9 +227,9 @@ class RefinedMatcher(Matcher):
         if simpler and self.opts["prefer_shift"]:
             a, info["coarse_model"] = shift, "shift"
         window = float(getattr(self.fine, "conf", {}).get("window", 64))
-        shift = snapped(a, window, float(self.opts["snap_px"]))
-        info["snapped"] = shift is not None
-        r = refine_with(self.fine, img0, img1, a if shift is None else shift)
+        whole_px = snapped(a, window, float(self.opts["snap_px"]))
+        info["snapped"] = whole_px is not None
+        r = refine_with(self.fine, img0, img1, a if whole_px is None else whole_px)
         info["seconds_refine"] = time.perf_counter() - t
         if len(r):
             # a refinement moves points by a few px at most: structural matches far from the
