@@ -140,6 +140,15 @@ def test_default_escalates_tiles_the_classical_matcher_cannot_hold(real_data: Pa
     assert rep["cascade_routes"].get("escalated-second", 0) >= 1, rep["cascade_routes"]
     assert err <= PAIRS["oli_b4-tirs_b10"][2], err  # measured 0.54 px
     assert not any("held-out" in w for w in rep.get("warnings", [])), rep.get("warnings")
+    # the CLI's QA table says so too
+    from typer.testing import CliRunner
+
+    from xgeo.cli import app
+
+    cli = CliRunner().invoke(app, ["register", str(ref), str(moved), "-o", str(tmp_path / "o.tif"),
+                                   "--tile-size", "512"])
+    assert cli.exit_code == 0, cli.output
+    assert "tiles escalated" in cli.output and "learned result kept on 1" in cli.output, cli.output
     # the classical matcher alone is far off here, and its report says so
     classical = RegisterConfig(model="auto", tile_size=512, halo=64, matcher="classical")
     report_c = tmp_path / "classical.json"
