@@ -18,7 +18,8 @@ counts as a miss.
     python tests/bench/register_matchers.py [--matcher classical --matcher universal+structural]
                                             [--regime moderate] [--pair cfog_optical-sar]
 
-A matcher may carry options after semicolons, values in JSON: `"universal+structural;snap_px=0"`.
+A matcher may carry options after semicolons, as `--matcher-option` takes them:
+`"universal+structural;snap_px=0"`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.test_register_real import PAIRS, _cfg, _inputs  # noqa: E402
+from xgeo.cli import matcher_options  # noqa: E402
 from xgeo.errors import XgeoError  # noqa: E402
 from xgeo.pipeline import register  # noqa: E402
 from xgeo.testing import check_grid, inject_geotransform_shift, inject_resampled, rmse  # noqa: E402
@@ -52,7 +54,7 @@ def run(real: Path, matchers: list[str], regimes: list[str], pairs: list[str]) -
     out: dict = {}
     for matcher in matchers:
         name, *opts = matcher.split(";")
-        options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in opts)}
+        options = matcher_options(opts)
         cfg = _cfg()
         cfg = type(cfg)(**{**cfg.to_dict(), "matcher": name, "matcher_options": options})
         for name in pairs:
