@@ -25,6 +25,7 @@ A matcher may carry options after semicolons, as `--matcher-option` takes them:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -53,10 +54,8 @@ REGIMES = {
 def run(real: Path, matchers: list[str], regimes: list[str], pairs: list[str]) -> dict:
     out: dict = {}
     for matcher in matchers:
-        name, *opts = matcher.split(";")
-        options = matcher_options(opts)
-        cfg = _cfg()
-        cfg = type(cfg)(**{**cfg.to_dict(), "matcher": name, "matcher_options": options})
+        matcher_name, *opts = matcher.split(";")
+        cfg = dataclasses.replace(_cfg(), matcher=matcher_name, matcher_options=matcher_options(opts))
         for name in pairs:
             native = PAIRS[name][3]
             with tempfile.TemporaryDirectory() as td:
