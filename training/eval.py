@@ -53,6 +53,8 @@ __all__ = [
     "markdown_table",
     "merge_results",
     "compact_table",
+    "common_valid_share",
+    "overlap_table",
     "plot_curves",
     "REAL_PAIR_TYPES",
 ]
@@ -125,6 +127,23 @@ def corner_error(a: np.ndarray | None, h_true: np.ndarray, shape: tuple[int, ...
     t = t[:, :2] / t[:, 2:]
     e = ch @ np.asarray(a, np.float64).T
     return float(np.linalg.norm(e - t, axis=1).mean())
+
+
+def common_valid_share(img0: np.ndarray, img1: np.ndarray, h_0to1: np.ndarray) -> float:
+    """Share of image 0's pixels that are valid (finite) in image 0 and whose true place in
+    image 1 is inside image 1 and valid there: the ground the two images share.
+
+    Args:
+        img0: ``(H0, W0)``, NaN invalid. img1: ``(H1, W1)``, NaN invalid.
+        h_0to1: ``(3, 3)`` true image-0 -> image-1 transform.
+    """
+    h, w = img0.shape[:2]
+    v1 = np.isfinite(img1).astype(np.float32)
+    # image 1's validity in image 0's frame (nearest: a pixel counts where its centre lands)
+    back = cv2.warpPerspective(v1, np.asarray(h_0to1, np.float64), (w, h),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return float((np.isfinite(img0) & (back > 0.5)).mean())
 
 
 def auc(errors: Sequence[float], threshold: float) -> float:
@@ -438,7 +457,8 @@ def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: i
         ``{"per_type": {type: {method: {sr5, sr10, sr20, auc5, auc10, auc20, n, matches, s}}},
         "overall": {method: {...}}, "pairs": [{type, seed, truth, errors: {method: px},
         matches: {method: n}, diagnostics: {method: {picked_deg, picked_scale, support}}}]}``
-        (``truth``: rotation in degrees, scale and valid share of image 0; diagnostics only for
+        (``truth``: rotation in degrees, scale, valid share of image 0 and ``overlap``, the share
+        of image 0 valid in both images (:func:`common_valid_share`); diagnostics only for
         methods that report them, the learned matcher's search).
     """
     from rich.progress import track
@@ -451,7 +471,8 @@ def evaluate(methods: dict[str, MatchFn], pairs: Sequence[EvalPair], max_side: i
         h = np.asarray(pr.H_0to1, np.float64) / pr.H_0to1[2, 2]
         truth = {"rotation_deg": round(float(np.degrees(np.arctan2(h[1, 0], h[0, 0]))), 1),
                  "scale": round(float(np.sqrt(abs(np.linalg.det(h[:2, :2])))), 3),
-                 "valid0": round(float(np.isfinite(pr.img0).mean()), 3)}
+                 "valid0": round(float(np.isfinite(pr.img0).mean()), 3),
+                 "overlap": round(common_valid_share(pr.img0, pr.img1, h), 3)}
         per_pair.append({"type": pr.pair_type, "seed": int(pr.seed), "truth": truth,
                          "errors": {}, "matches": {}, "diagnostics": {}})
         a, sa = _limit_side(pr.img0, max_side)
@@ -651,12 +672,12 @@ def compact_table(res: dict[str, Any], metric: str = "sr10") -> str:
 def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bool = True,
                threshold: float = 10.0) -> str:
     """One row per pair of ``method`` (by default the failures at ``threshold`` px): the truth
-    (rotation, scale, valid share of image 0), the error, the matches and, where the method
+    (rotation, scale, valid share of image 0, share valid in both), the error, the matches and, where the method
     reports them, the hypothesis it kept, the two best supports and the two best verification
     scores (the unclear search's candidates after their full-size rematch), and the contrast
     kept by ``equalize="auto"`` with both results' scores (none / clahe)."""
-    lines = ["| pair type | seed | rotation | scale | valid0 | error px | matches | kept | support | "
-             "verify | contrast |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pair type | seed | rotation | scale | valid0 | overlap | error px | matches | kept | "
+             "support | verify | contrast |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for q in res.get("pairs", []):
         if method not in q.get("errors", {}):
             continue
@@ -670,10 +691,45 @@ def pair_table(res: dict[str, Any], method: str = "universal", failures_only: bo
         con_s = f"{con['kept']} ({con.get('none', 0):g} / {con.get('clahe', 0):g})" if con else "-"
         lines.append(
             f"| {q['type']} | {q['seed']} | {t.get('rotation_deg', '-')} | {t.get('scale', '-')} | "
-            f"{t.get('valid0', '-')} | {'fail' if e is None else f'{e:.1f}'} | "
+            f"{t.get('valid0', '-')} | {t.get('overlap', '-')} | {'fail' if e is None else f'{e:.1f}'} | "
             f"{q.get('matches', {}).get(method, '-')} | {kept} | "
             f"{' / '.join(str(x) for x in d.get('support', [])) or '-'} | "
             f"{' / '.join(str(x) for x in ver) or '-'} | {con_s} |")
+    return "\n".join(lines)
+
+
+OVERLAP_BINS = (0.0, 0.06, 0.08, 0.10, 0.15, 0.25, 1.0)
+
+
+def overlap_table(results: Sequence[dict[str, Any]], metric_px: float = 10.0,
+                  bins: Sequence[float] = OVERLAP_BINS) -> str:
+    """Success rate at ``metric_px`` by the ground the two images share (``truth["overlap"]``,
+    :func:`common_valid_share`), one row per pair type and method, pooled over ``results`` (the
+    ``"real"`` or ``"synthetic"`` parts of one or more runs, e.g. several seeds).
+
+    Cells are ``SR (n)``; a bin without pairs is ``-``.
+
+    Raises:
+        ConfigError: no pair carries an overlap (a result saved before it was recorded).
+    """
+    rows: dict[tuple[str, str], list[list[bool]]] = {}
+    for res in results:
+        for q in res.get("pairs", []):
+            ov = q.get("truth", {}).get("overlap")
+            if ov is None:
+                continue
+            b = min(int(np.searchsorted(bins, ov, side="right")) - 1, len(bins) - 2)
+            for m, e in q.get("errors", {}).items():
+                cells = rows.setdefault((q["type"], m), [[] for _ in bins[:-1]])
+                cells[b].append(e is not None and e < metric_px)
+    if not rows:
+        raise ConfigError("no pair carries its overlap (results saved before training.eval "
+                          "recorded it); rerun the evaluation")
+    heads = [f"{100 * lo:.0f}-{100 * hi:.0f} %" for lo, hi in zip(bins[:-1], bins[1:], strict=True)]
+    lines = [f"| pair type | method | {' | '.join(heads)} |", "|---|---|" + "---|" * len(heads)]
+    for (t, m), cells in rows.items():
+        txt = [f"{100 * np.mean(c):.0f}% ({len(c)})" if c else "-" for c in cells]
+        lines.append(f"| {t} | {m} | {' | '.join(txt)} |")
     return "\n".join(lines)
 
 
@@ -786,8 +842,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="also print one row per pair of the first method (truth, error, matches, "
                          "the learned matcher's kept hypothesis and supports)")
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
-    ap.add_argument("--load", default=None, metavar="JSON",
-                    help="print (and --plot) the result of an earlier run instead of running")
+    ap.add_argument("--load", action="append", default=None, metavar="JSON",
+                    help="print (and --plot) the result of an earlier run instead of running; "
+                         "repeatable: --by-overlap then pools the runs' pairs (e.g. seeds)")
+    ap.add_argument("--by-overlap", action="store_true",
+                    help="also print SR@10 by the ground the two images share (the share of "
+                         "image 0 valid in both), per pair type and method")
     ap.add_argument("--plot", default=None, metavar="PNG",
                     help="also draw success rate against error threshold per pair type")
     a = ap.parse_args(argv)
@@ -807,11 +867,14 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(a.threads)
         cv2.setNumThreads(a.threads)
+    runs: list[dict[str, Any]] = []
     if a.load:
-        src = Path(a.load)
-        if not src.is_file():
-            raise MissingFileError("evaluation result not found", src, "pass a JSON written by --out")
-        res = json.loads(src.read_text())
+        for src in map(Path, a.load):
+            if not src.is_file():
+                raise MissingFileError("evaluation result not found", src,
+                                       "pass a JSON written by --out")
+            runs.append(json.loads(src.read_text()))
+        res = runs[0]
         a.suite = a.suite or [k for k in ("real", "synthetic") if k in res]
     else:
         res = run_eval(a.suite or ["real", "synthetic"], a.method or ["universal", "classical", "sift"],
@@ -832,6 +895,11 @@ def main(argv: list[str] | None = None) -> None:
             m = (a.method or ["universal"])[0]
             print(f"\n### {s}: {a.pairs} of {m} (SR@10)\n")
             print(pair_table(res[s], m, failures_only=a.pairs == "failures"))
+        if a.by_overlap:
+            pooled = [r[s] for r in (runs or [res]) if s in r]
+            print(f"\n### {s}: SR@10 by the share of image 0 valid in both images "
+                  f"({len(pooled)} run{'s' if len(pooled) > 1 else ''})\n")
+            print(overlap_table(pooled))
     if a.plot:
         print(f"\nplot: {plot_curves(res, a.plot)}")
     print(f"\n{res.get('seconds', 0.0):.0f} s")

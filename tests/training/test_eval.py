@@ -102,6 +102,60 @@ def test_saved_result_reprints_and_plots_success_curves(tmp_path, capsys) -> Non
         main(["--load", str(tmp_path / "absent.json")])
 
 
+def test_common_valid_share_and_sr_by_overlap(tmp_path, capsys) -> None:
+    """The shared ground counts pixels valid in image 0 whose true place in image 1 is inside
+    it and valid; the by-overlap table pools runs and bins each pair by it."""
+    import json
+
+    from training.eval import common_valid_share, main, overlap_table
+
+    a = np.ones((40, 40), np.float32)
+    b = a.copy()
+    b[:, :10] = np.nan  # image 1's left quarter invalid
+    assert common_valid_share(a, b, np.eye(3)) == pytest.approx(0.75)
+    a2 = a.copy()
+    a2[:20] = np.nan  # and image 0's top half
+    assert common_valid_share(a2, b, np.eye(3)) == pytest.approx(0.375)
+    shift = np.array([[1.0, 0, 20], [0, 1, 0], [0, 0, 1]])  # image 0's right half leaves image 1
+    assert common_valid_share(a, a, shift) == pytest.approx(0.5)
+    assert common_valid_share(a, b, shift) == pytest.approx(0.5)  # x+20 never lands left of 10
+    half = np.array([[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]])  # image 1 shrunk: all inside
+    assert common_valid_share(a, a, half) == pytest.approx(1.0)
+
+    def run(errs: list[float | None], overlaps: list[float]) -> dict:
+        return {"pairs": [{"type": "t", "truth": {"overlap": o}, "errors": {"m": e}}
+                          for e, o in zip(errs, overlaps, strict=True)]}
+
+    r1 = run([2.0, None, 30.0], [0.05, 0.07, 0.5])
+    r2 = run([1.0, 3.0], [0.05, 0.9])
+    tab = overlap_table([r1, r2]).splitlines()
+    assert tab[0].startswith("| pair type | method | 0-6 % | 6-8 % |")
+    assert tab[2] == "| t | m | 100% (2) | 0% (1) | - | - | - | 50% (2) |"
+    with pytest.raises(ConfigError, match="rerun the evaluation"):
+        overlap_table([{"pairs": [{"type": "t", "truth": {}, "errors": {"m": 1.0}}]}])
+    # the CLI pools every --load for the by-overlap table
+    pairs = synthetic_suite(1, size=96, modalities=["optical"])
+
+    def exact(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pr = next(p for p in pairs if np.array_equal(p.img0, a))
+        p0 = np.random.default_rng(1).uniform(0, 95, (30, 2))
+        q = np.c_[p0, np.ones(30)] @ pr.H_0to1.T
+        return p0, q[:, :2] / q[:, 2:]
+
+    res = evaluate({"exact": exact}, pairs, progress=False)
+    ov = res["pairs"][0]["truth"]["overlap"]
+    assert 0.0 < ov <= 1.0 and ov == pytest.approx(
+        common_valid_share(pairs[0].img0, pairs[0].img1, pairs[0].H_0to1), abs=1e-3)
+    for k in (1, 2):
+        (tmp_path / f"r{k}.json").write_text(json.dumps({"methods": ["exact"], "synthetic": res}))
+    main(["--load", str(tmp_path / "r1.json"), "--load", str(tmp_path / "r2.json"), "--by-overlap"])
+    out = capsys.readouterr().out
+    assert "SR@10 by the share of image 0 valid in both images (2 runs)" in out
+    tail = out.split("valid in both images")[1].splitlines()
+    row = next(r for r in tail if r.startswith("| optical-optical | exact |"))
+    assert "100% (2)" in row  # one pair per run, pooled
+
+
 def _mtl(path) -> None:
     path.write_text("""GROUP = L1_METADATA_FILE
     SUN_ELEVATION = 64.74360932
