@@ -844,7 +844,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--merge", default=None, help="JSON of an earlier run whose methods are added to the tables")
     ap.add_argument("--load", action="append", default=None, metavar="JSON",
                     help="print (and --plot) the result of an earlier run instead of running; "
-                         "repeatable: --by-overlap then pools the runs' pairs (e.g. seeds)")
+                         "repeatable: the tables show the first, --by-overlap pools every run's "
+                         "pairs (e.g. seeds)")
     ap.add_argument("--by-overlap", action="store_true",
                     help="also print SR@10 by the ground the two images share (the share of "
                          "image 0 valid in both), per pair type and method")
@@ -886,6 +887,8 @@ def main(argv: list[str] | None = None) -> None:
                        scale_range=(lo, hi), crop=a.crop)
     if a.merge:
         res = merge_results(res, json.loads(Path(a.merge).read_text()))
+        if runs:  # the by-overlap table pools the merged first run
+            runs[0] = res
         if a.out:
             Path(a.out).write_text(json.dumps(res, indent=2))
     for s in a.suite or ["real", "synthetic"]:
