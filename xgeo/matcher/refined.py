@@ -222,10 +222,11 @@ class RefinedMatcher(Matcher):
                     info.update(fallback="identity", seconds_refine=time.perf_counter() - t)
                     return Matches(r.points0, r.points1, r.confidence, {**r.info, **info})
             return Matches(m.points0, m.points1, m.confidence, {**m.info, **info})
-        shift, simpler = coarse_shift(m, a, float(self.opts["ransac_px"]))
         info["coarse_model"] = "affine"
-        if simpler and self.opts["prefer_shift"]:
-            a, info["coarse_model"] = shift, "shift"
+        if self.opts["prefer_shift"]:
+            shift, simpler = coarse_shift(m, a, float(self.opts["ransac_px"]))
+            if simpler:
+                a, info["coarse_model"] = shift, "shift"
         window = float(getattr(self.fine, "conf", {}).get("window", 64))
         whole_px = snapped(a, window, float(self.opts["snap_px"]))
         info["snapped"] = whole_px is not None
