@@ -61,10 +61,18 @@ def run(real: Path, matchers: list[str], regimes: list[str], pairs: list[str]) -
             with tempfile.TemporaryDirectory() as td:
                 tmp = Path(td)
                 ref, src = _inputs(real, name, tmp)
-                r0 = None
+                r0, baseline = None, ""
                 if native:
-                    r0 = register(ref, src, None, cfg).mov_file_to_ref
+                    try:
+                        r0 = register(ref, src, None, cfg).mov_file_to_ref
+                    except XgeoError as exc:  # no baseline: every regime of the pair is a miss
+                        baseline = f"untouched pair: {type(exc).__name__}: {str(exc)[:60]}"
                 for regime in regimes:
+                    if baseline:
+                        out[f"{matcher}|{name}|{regime}"] = {"rmse_px": float("nan"),
+                                                             "seconds": 0.0, "note": baseline}
+                        print(f"{matcher:22s} {name:22s} {regime:12s}      nan px  {baseline}")
+                        continue
                     moved = tmp / f"mov_{regime}.tif"
                     kw = REGIMES[regime]
                     g = (inject_geotransform_shift(src, moved, (3.4, -2.7)) if kw is None
